@@ -1,0 +1,72 @@
+from setuptools import find_packages, setup
+
+with open('README.rst', encoding='utf-8') as f:
+    README = f.read()
+with open('CHANGES.rst', encoding='utf-8') as f:
+    CHANGES = f.read()
+
+# Runtime: Pyramid only. Everything else is an extra.
+requires = ['pyramid >= 2.0']
+
+extras = {
+    # what tgstream's transaction support works with
+    'sqlalchemy': [
+        'pyramid_tm >= 2.4',
+        'transaction >= 3.0',
+        'zope.sqlalchemy >= 1.6',
+        'SQLAlchemy >= 1.4',
+    ],
+    # a faster JSON encoder for the json/ndjson/sse renderers
+    'fast': ['orjson >= 3.9'],
+    # streamed templates
+    'jinja2': ['pyramid_jinja2 >= 2.10'],
+}
+extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + [
+    'pyramid_retry',
+    'pyramid_debugtoolbar',
+    'plaster_pastedeploy',
+    'waitress',
+]
+extras['testing'] = sorted(
+    set(extras['demo'] + extras['fast'])
+    | {
+        'pytest >= 7',
+        'WebTest >= 3',
+        'httpx',
+        'psycopg[binary] >= 3.1',
+        'hypothesis',
+        'gunicorn',
+        'cookiecutter',
+        'Flask',
+    }
+)
+
+setup(
+    name='tgstream',
+    version='0.1.0.dev0',
+    description=(
+        'Streaming responses for Pyramid with the request, the transaction '
+        'and the SQLAlchemy session still working while they stream'
+    ),
+    long_description=README + '\n\n' + CHANGES,
+    long_description_content_type='text/x-rst',
+    classifiers=[
+        'Framework :: Pyramid',
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3 :: Only',
+        'Topic :: Internet :: WWW/HTTP :: WSGI',
+        'License :: OSI Approved :: MIT License',
+    ],
+    keywords='pyramid streaming wsgi transaction sqlalchemy turbogears',
+    license='MIT',
+    packages=find_packages(exclude=['tests', 'tests.*', 'benchmarks']),
+    include_package_data=True,
+    package_data={'tgstream': ['py.typed']},
+    zip_safe=False,
+    python_requires='>=3.10',
+    install_requires=requires,
+    extras_require=extras,
+    entry_points={
+        'paste.app_factory': ['demo = tgstream.demo:main'],
+    },
+)

@@ -1,0 +1,87 @@
+"""The ``stream_view`` deriver and its options."""
+from __future__ import annotations
+
+import pytest
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+
+from tgstream.deriver import stream_view
+
+
+def counting(request):
+    yield 'one'
+
+
+def configure(**options):
+    with Configurator() as config:
+        config.include('tgstream')
+        config.add_route('r', '/r')
+        config.add_view(counting, route_name='r', **options)
+        return config.make_wsgi_app()
+
+
+def test_add_view_stream_option(make_testapp):
+    def setup(config):
+        config.add_route('r', '/r')
+        config.add_view(counting, route_name='r', stream=True)
+
+    assert make_testapp(setup).get('/r').text == 'one'
+
+
+@pytest.mark.parametrize(
+    'options, message',
+    [
+        ({'stream': 1}, r'tests.test_deriver.counting.*stream=1'),
+        ({'stream': True, 'stream_transaction': 'later'},
+         r'tests.test_deriver.counting.*stream_transaction=.later.*stream.*view'),
+        ({'stream': True, 'content_type': ''}, r'content_type'),
+        ({'stream': True, 'renderer': 'string'},
+         r"tests.test_deriver.counting.*renderer 'string' cannot stream"),
+    ],
+)
+def test_bad_options_are_configuration_errors(options, message):
+    with pytest.raises(ConfigurationError, match=message):
+        configure(**options)
+
+
+def test_unknown_option_still_rejected_without_include():
+    with pytest.raises(ConfigurationError, match='Unknown view options'):
+        with Configurator() as config:
+            config.add_route('r', '/r')
+            config.add_view(counting, route_name='r', stream=True)
+
+
+def test_deriver_returns_view_untouched_without_options():
+    class Info:
+        options = {}
+        original_view = counting
+
+    assert stream_view(counting, Info) is counting
+
+
+def test_non_stream_content_type_shortcut(make_testapp):
+    def setup(config):
+        config.add_route('r', '/r')
+        config.add_view(lambda r: {'a': 1}, route_name='r', renderer='json',
+                        content_type='application/vnd.api+json')
+
+    response = make_testapp(setup).get('/r')
+    assert response.content_type == 'application/vnd.api+json'
+    assert response.json == {'a': 1}
+
+
+def test_stream_view_returning_a_response_is_streamed(make_testapp):
+    from pyramid.response import Response
+    from pyramid.threadlocal import get_current_request
+
+    def view(request):
+        def gen():
+            yield get_current_request().path_info.encode()
+
+        return Response(app_iter=gen(), content_type='text/plain')
+
+    def setup(config):
+        config.add_route('r', '/r')
+        config.add_view(view, route_name='r', stream=True)
+
+    assert make_testapp(setup).get('/r').text == '/r'

@@ -1,0 +1,92 @@
+"""tgstream: streaming responses as a first-class, safe feature of Pyramid.
+
+``config.include('tgstream')``, then write a view that yields::
+
+    from tgstream import expose
+
+    @expose(route_name='count', stream=True, content_type='text/plain')
+    def count(request):
+        for n in range(1, 11):
+            yield '%s\\n' % n
+"""
+from __future__ import annotations
+
+from pyramid.interfaces import PHASE1_CONFIG
+from pyramid.tweens import EXCVIEW, INGRESS
+
+from .decorator import expose as expose
+from .deriver import stream_view
+from .events import StreamFinished as StreamFinished
+from .proxies import request as request
+from .renderers import add_stream_renderer
+from .settings import StreamSettings as StreamSettings
+from .settings import parse_settings
+from .stream import StreamEncodeError as StreamEncodeError
+from .stream import StreamIterator as StreamIterator
+from .stream import flush as flush
+from .transaction import abort_session as abort_session
+from .transaction import checkpoint as checkpoint
+from .transaction import commit_session as commit_session
+from .transaction import wrap_manager_hook
+
+__all__ = [
+    'StreamEncodeError',
+    'StreamFinished',
+    'StreamIterator',
+    'StreamSettings',
+    'abort_session',
+    'checkpoint',
+    'commit_session',
+    'expose',
+    'flush',
+    'includeme',
+    'request',
+]
+
+
+def includeme(config) -> None:
+    """Make streaming responses safe in this application.
+
+    After ``config.include('tgstream')`` (or ``pyramid.includes = tgstream``),
+    in any order with pyramid_tm, pyramid_retry and pyramid_debugtoolbar:
+
+    - ``stream=True`` is a view option (``expose``, ``view_config``,
+      ``add_view``); ``content_type`` and ``stream_transaction`` too.
+    - A stream is advanced to its first item inside the request: an error
+      raised before it becomes the normal error response (exception views,
+      pyramid_tm abort, pyramid_retry retry). Headers and status set before
+      the first item are sent.
+    - While it streams, every ``next()`` and ``close()`` runs with the
+      request as Pyramid's current request (``get_current_request()``,
+      ``get_current_registry()``, ``tgstream.request``); nothing is left on
+      the thread afterwards.
+    - ``request.add_finished_callback`` callbacks run after the stream ended
+      (exhausted, failed or closed), and the stream is closed exactly once.
+    - With pyramid_tm, the request's transaction stays open while the stream
+      runs and is committed when it is exhausted, before its last bytes are
+      released; it is aborted when the stream fails or is closed early, and
+      whenever pyramid_tm decided to abort. ``tgstream.transaction = view``
+      (or ``stream_transaction='view'``) finishes it at view return instead
+      and gives the stream a transaction of its own.
+    - An error after the first byte is logged with the request path and
+      traceback, the transaction is aborted, and the error is raised to the
+      server, which cuts the response (no terminating chunk).
+    - A plain ``Response(app_iter=<generator>)`` gets the same guarantees
+      (the ``tgstream.tween.stream_tween_factory`` tween, placed just above
+      the main handler).
+
+    Settings (``tgstream.*``) are checked when the configuration is
+    committed; see README.rst.
+    """
+    settings = config.get_settings()
+
+    def store_settings():
+        config.registry['tgstream.settings'] = parse_settings(settings)
+
+    config.action(('tgstream', 'settings'), store_settings, order=PHASE1_CONFIG)
+    config.add_directive('add_stream_renderer', add_stream_renderer)
+    config.add_view_deriver(stream_view, under='rendered_view', over='mapped_view')
+    config.add_tween(
+        'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
+    )
+    wrap_manager_hook(config)

@@ -1,0 +1,113 @@
+"""The ``stream_view`` view deriver: the ``stream=True`` view option.
+
+Placed under ``rendered_view`` it sees what the view returned before any
+renderer does. For a stream view it runs the view, primes the stream to its
+first item (still inside the tween chain, so exception views, pyramid_tm and
+pyramid_retry treat errors raised before the first item as usual) and
+returns ``request.response`` with the stream as its body. Views without the
+options it knows are returned untouched.
+"""
+from __future__ import annotations
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IResponse
+from pyramid.util import object_description
+
+from .lifecycle import start_stream
+from .renderers import check_iterable, find_stream_renderer
+from .settings import TRANSACTION_POLICIES, get_settings
+from .stream import StreamIterator
+from .tween import POLICY_KEY, stream_response
+
+OPTIONS = ('stream', 'stream_transaction', 'content_type')
+
+
+def describe_view(info) -> str:
+    """``module.function`` (or ``module.Class.attr``) of a view, for errors."""
+    view = info.original_view
+    qualname = getattr(view, '__qualname__', None)
+    if qualname and getattr(view, '__module__', None):
+        description = '%s.%s' % (view.__module__, qualname)
+    else:
+        description = object_description(view)
+    attr = info.options.get('attr')
+    if attr:
+        description = '%s.%s' % (description, attr)
+    route = info.options.get('route_name')
+    if route:
+        description = '%s (route %r)' % (description, route)
+    return description
+
+
+def _check_options(info, name: str) -> tuple:
+    options = info.options
+    stream = options.get('stream')
+    if stream is not None and not isinstance(stream, bool):
+        raise ConfigurationError(
+            'view %s: stream=%r is not valid; use stream=True or stream=False'
+            % (name, stream)
+        )
+    policy = options.get('stream_transaction')
+    if policy is not None and policy not in TRANSACTION_POLICIES:
+        raise ConfigurationError(
+            'view %s: stream_transaction=%r is not valid; use one of: %s'
+            % (name, policy, ', '.join(repr(p) for p in TRANSACTION_POLICIES))
+        )
+    content_type = options.get('content_type')
+    if content_type is not None and not (isinstance(content_type, str) and content_type):
+        raise ConfigurationError(
+            'view %s: content_type=%r is not a media type' % (name, content_type)
+        )
+    return bool(stream), policy, content_type
+
+
+def stream_view(view, info):
+    name = describe_view(info)
+    stream, policy, content_type = _check_options(info, name)
+    if not stream:
+        if content_type is None and policy is None:
+            return view
+        return _plain_view(view, policy, content_type)
+
+    registry = info.registry
+    renderer = find_stream_renderer(registry, info.options.get('renderer'), name)
+    default_type = content_type or renderer.content_type
+
+    def streaming_view(context, request):
+        settings = get_settings(registry)
+        response = request.response
+        # Before the view: a type the view sets itself then wins, and the
+        # view sees the type its stream will have.
+        response.content_type = default_type
+        result = view(context, request)
+        chosen = policy or settings.transaction
+        if IResponse.providedBy(result):
+            return stream_response(request, result, chosen, settings)
+        items, encoder = renderer(check_iterable(result, name), request)
+        stream = StreamIterator(
+            request, items, encoder, name=name,
+            chunk_size=settings.chunk_size,
+            flush_interval=settings.flush_interval,
+        )
+        stream.prime()
+        response.app_iter = stream
+        start_stream(request, response, stream, chosen, settings)
+        return response
+
+    return streaming_view
+
+
+def _plain_view(view, policy, content_type):
+    # Not a stream view: the ``content_type`` shortcut, and a transaction
+    # policy for a Response(app_iter=generator) the stream tween will detect.
+    def plain_view(context, request):
+        if content_type is not None:
+            request.response.content_type = content_type
+        if policy is not None:
+            request.environ[POLICY_KEY] = policy
+        return view(context, request)
+
+    return plain_view
+
+
+stream_view.options = OPTIONS

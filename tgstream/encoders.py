@@ -1,0 +1,60 @@
+"""Encoders turn the items a stream yields into the bytes sent.
+
+An encoder is created per stream (it may keep framing state, such as "is
+this the first JSON item?") and has three members:
+
+``encode(item) -> bytes``
+    the bytes for one item (may be ``b''``);
+``end() -> bytes``
+    the closing bytes, produced only after the stream's items are exhausted
+    *and* its transaction has committed (``]`` of a JSON array);
+``flush_each``
+    true when every item must be written at once (server-sent events).
+
+Raising from ``encode`` aborts the stream like any other mid-stream error.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Encoder(Protocol):
+    flush_each: bool
+
+    def encode(self, item: Any) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+
+class RawEncoder:
+    """Items are ``bytes`` (sent as they are) or ``str``, encoded with
+    ``charset`` or else the charset of ``response`` as it is when the first
+    ``str`` item arrives (a stream may set it before its first item), or
+    else utf-8."""
+
+    flush_each = False
+
+    def __init__(self, charset: str | None = None, response: Any = None):
+        self.charset = charset
+        self.response = response
+
+    def encode(self, item: Any) -> bytes:
+        if item.__class__ is bytes:
+            return item
+        if isinstance(item, str):
+            charset = self.charset
+            if charset is None:
+                charset = self.charset = (
+                    getattr(self.response, 'charset', None) or 'utf-8'
+                )
+            return item.encode(charset)
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return bytes(item)
+        raise TypeError(
+            'a stream without a renderer must yield str or bytes, not %s; '
+            'use a renderer (json, ndjson, csv, sse) to serialise objects'
+            % type(item).__name__
+        )
+
+    def end(self) -> bytes:
+        return b''

@@ -1,0 +1,82 @@
+"""Hand a primed stream over to its request.
+
+Pyramid runs finished callbacks and pops the request context before the
+server iterates the body; the hand-over moves the request's finished
+callbacks onto the stream, attaches the stream's transaction, and makes sure
+a stream that never reaches the server is closed all the same.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from .events import StreamFinished
+from .settings import StreamSettings
+from .stream import StreamIterator
+from .transaction import SessionFinisher, StreamTransaction
+
+log = logging.getLogger('tgstream')
+
+
+def start_stream(
+    request, response, stream: StreamIterator, policy: str, settings: StreamSettings
+) -> None:
+    """Attach ``stream`` (already primed) to ``request`` and ``response``.
+
+    Order of the stream's ``on_close`` hooks: transaction, global session,
+    deferred finished callbacks, :class:`~tgstream.events.StreamFinished`.
+    """
+    holder = StreamTransaction.attach(stream, request, policy)
+    if settings.sqlalchemy_session is not None:
+        SessionFinisher.attach(
+            stream, settings.sqlalchemy_session, managed=holder is not None
+        )
+    handover = _Handover(stream)
+    request.add_response_callback(handover.response_callback)
+    request.add_finished_callback(handover.finished_callback)
+    stream.on_close.append(handover.run_finished_callbacks)
+    stream.on_close.append(_notify_finished)
+    request.environ['tgstream.stream'] = stream
+
+
+class _Handover:
+    def __init__(self, stream: StreamIterator):
+        self.stream = stream
+        self.deferred: deque | None = None
+
+    def response_callback(self, request, response) -> None:
+        # Runs after every tween, just before the router returns: is the
+        # response that goes to the server still ours?
+        if getattr(response, 'app_iter', None) is not self.stream:
+            # replaced on the way out (an exception view, a tween): it will
+            # never be iterated
+            self.stream.close()
+            return
+        self.deferred = request.finished_callbacks
+        request.finished_callbacks = deque()
+
+    def finished_callback(self, request) -> None:
+        # Safety net for an exception that escaped the tweens (response
+        # callbacks did not run): the stream never reaches the server.
+        if self.deferred is None:
+            self.stream.close()
+
+    def run_finished_callbacks(self, stream: StreamIterator) -> None:
+        if self.deferred is None:
+            return
+        request = stream.request
+        callbacks = self.deferred
+        callbacks.extend(request.finished_callbacks)
+        request.finished_callbacks = callbacks
+        while callbacks:
+            callback = callbacks.popleft()
+            try:
+                callback(request)
+            except Exception:
+                log.exception(
+                    'stream %s: finished callback %r raised', stream.name, callback
+                )
+
+
+def _notify_finished(stream: StreamIterator) -> None:
+    stream.request.registry.notify(StreamFinished(stream.request, stream))

@@ -1,0 +1,84 @@
+"""Stream renderers: how the value a ``stream=True`` view returns is streamed.
+
+A stream renderer factory is registered under a renderer name (``json``) or
+a renderer type (``.jinja2``) with ``config.add_stream_renderer(name,
+factory)``. ``factory(info)`` -- ``info`` is Pyramid's renderer helper, with
+``name``, ``type``, ``package`` and ``registry`` -- is called once per view
+at configuration time and returns a *stream renderer*: an object with a
+``content_type`` (the default of its streams) that is called per request as
+``renderer(value, request) -> (items, encoder)`` (see
+:mod:`tgstream.encoders`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import PHASE1_CONFIG
+from zope.interface import Interface
+
+from .encoders import Encoder, RawEncoder
+
+
+class IStreamRendererFactory(Interface):
+    """Marker for stream renderer factories (utilities named by renderer)."""
+
+
+def check_iterable(value: Any, name: str) -> Iterable[Any]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+        raise TypeError(
+            'stream view %s returned %s; a stream=True view must be a '
+            'generator function or return an iterable of items'
+            % (name, type(value).__name__ if value is not None else 'None')
+        )
+    return value
+
+
+class RawStreamRenderer:
+    """No renderer: items are ``str`` (encoded with the response charset) or
+    ``bytes``, sent as yielded."""
+
+    content_type = 'text/plain; charset=utf-8'
+
+    def __init__(self, info=None):
+        pass
+
+    def __call__(self, value: Any, request) -> tuple[Iterable[Any], Encoder]:
+        return value, RawEncoder(response=request.response)
+
+
+def add_stream_renderer(config, name: str, factory: Callable) -> None:
+    """Register ``factory`` as the stream renderer for ``name``.
+
+    ``name`` is a renderer name (``'json'``) or a renderer type, i.e. a file
+    extension with its dot (``'.jinja2'``). Registered before views, like
+    Pyramid's own renderers, so views using it can be checked.
+    """
+    factory = config.maybe_dotted(factory)
+
+    def register():
+        config.registry.registerUtility(factory, IStreamRendererFactory, name=name)
+
+    config.action((IStreamRendererFactory, name), register, order=PHASE1_CONFIG)
+
+
+def find_stream_renderer(registry, renderer, view_name: str):
+    """The stream renderer for a view's ``renderer`` option.
+
+    Raises :class:`ConfigurationError` naming the view and the renderer when
+    the renderer cannot stream.
+    """
+    if renderer is None or getattr(renderer, 'name', None) is None:
+        return RawStreamRenderer()
+    for key in (renderer.name, getattr(renderer, 'type', None)):
+        factory = registry.queryUtility(IStreamRendererFactory, name=key or '')
+        if factory is not None and key:
+            return factory(renderer)
+    known = sorted(
+        name for name, _ in registry.getUtilitiesFor(IStreamRendererFactory)
+    )
+    raise ConfigurationError(
+        'view %s: renderer %r cannot stream (stream=True); renderers that '
+        'can: %s, or no renderer for str/bytes items'
+        % (view_name, renderer.name, ', '.join(known) or '(none registered)')
+    )

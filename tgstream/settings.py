@@ -1,0 +1,156 @@
+"""The ``tgstream.*`` settings, parsed once into a frozen dataclass.
+
+Every value is checked when the configuration is committed: a typo is a
+:class:`pyramid.exceptions.ConfigurationError` naming the setting, the value
+and what is allowed, never a silently ignored default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.util import DottedNameResolver
+
+#: Transaction policies: hold the request's transaction through the stream,
+#: or finish it when the view returns and give the stream its own.
+TRANSACTION_POLICIES = ('stream', 'view')
+
+_TRUE = frozenset(('true', 'yes', 'on', '1'))
+_FALSE = frozenset(('false', 'no', 'off', '0'))
+
+_resolver = DottedNameResolver(None)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSettings:
+    """Parsed ``tgstream.*`` settings (see README.rst, "Settings")."""
+
+    #: ``tgstream.transaction``: default transaction policy of every stream.
+    transaction: str = 'stream'
+    #: ``tgstream.chunk_size``: coalesce small items into writes of this size.
+    chunk_size: int = 64 * 1024
+    #: ``tgstream.flush_interval``: an item that arrives this many seconds
+    #: after the previous write is written at once.
+    flush_interval: float = 0.05
+    #: ``tgstream.sqlalchemy.session``: a TurboGears-style scoped session
+    #: that tgstream flushes, commits and removes when a stream ends.
+    sqlalchemy_session: Any = None
+    #: ``tgstream.csv.formula_guard``: neutralise spreadsheet formulas in CSV.
+    csv_formula_guard: bool = True
+    #: ``tgstream.sse.keepalive``: seconds of idle time before an SSE
+    #: keep-alive comment; 0 disables it.
+    sse_keepalive: float = 15.0
+    #: ``tgstream.toolbar``: keep pyramid_debugtoolbar's hands off streams.
+    toolbar: bool = True
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """Strict boolean: ``true/false/yes/no/on/off/1/0`` or a real bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(
+        '%s = %r is not a boolean; use true or false' % (name, value)
+    )
+
+
+def as_number(name: str, value: Any, kind: Callable, minimum: float) -> Any:
+    """A number of type ``kind`` no smaller than ``minimum``."""
+    try:
+        number = kind(str(value).strip()) if isinstance(value, str) else kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum or isinstance(value, bool):
+        raise ConfigurationError(
+            '%s = %r is not valid; expected a number >= %s'
+            % (name, value, minimum)
+        )
+    return number
+
+
+def as_policy(name: str, value: Any) -> str:
+    """A transaction policy name (``stream`` or ``view``)."""
+    text = value.strip() if isinstance(value, str) else value
+    if text not in TRANSACTION_POLICIES:
+        raise ConfigurationError(
+            '%s = %r is not a transaction policy; use one of: %s'
+            % (name, value, ', '.join(TRANSACTION_POLICIES))
+        )
+    return text
+
+
+def as_object(name: str, value: Any) -> Any:
+    """Resolve a dotted name (``pkg.module.attr`` or ``pkg.module:attr``)."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return None
+    try:
+        return _resolver.maybe_resolve(value.strip())
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(
+            '%s = %r cannot be imported: %s' % (name, value, exc)
+        ) from None
+
+
+_PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
+    ('tgstream.transaction', 'transaction', as_policy),
+    (
+        'tgstream.chunk_size',
+        'chunk_size',
+        lambda n, v: as_number(n, v, int, 1),
+    ),
+    (
+        'tgstream.flush_interval',
+        'flush_interval',
+        lambda n, v: as_number(n, v, float, 0),
+    ),
+    ('tgstream.sqlalchemy.session', 'sqlalchemy_session', as_object),
+    ('tgstream.csv.formula_guard', 'csv_formula_guard', as_bool),
+    (
+        'tgstream.sse.keepalive',
+        'sse_keepalive',
+        lambda n, v: as_number(n, v, float, 0),
+    ),
+    ('tgstream.toolbar', 'toolbar', as_bool),
+)
+
+KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)
+
+
+def parse_settings(settings: Mapping[str, Any] | None) -> StreamSettings:
+    """Parse the ``tgstream.*`` keys of ``settings``.
+
+    Unknown ``tgstream.*`` keys are an error too: a misspelt setting that is
+    silently ignored is the worst kind of default.
+    """
+    settings = settings or {}
+    unknown = sorted(
+        key
+        for key in settings
+        if key.startswith('tgstream.') and key not in KNOWN_SETTINGS
+    )
+    if unknown:
+        raise ConfigurationError(
+            'unknown setting(s) %s; tgstream knows: %s'
+            % (', '.join(unknown), ', '.join(sorted(KNOWN_SETTINGS)))
+        )
+    values = {
+        field: parse(key, settings[key])
+        for key, field, parse in _PARSERS
+        if key in settings
+    }
+    return StreamSettings(**values)
+
+
+def get_settings(registry) -> StreamSettings:
+    """The parsed settings of an application (defaults if not included)."""
+    parsed = registry.get('tgstream.settings') if registry is not None else None
+    if parsed is None:
+        parsed = parse_settings(getattr(registry, 'settings', None))
+    return parsed

@@ -1,0 +1,309 @@
+"""The PEP 3333 iterable that runs a view's stream inside its request.
+
+:class:`StreamIterator` is what the server iterates. It is a class, not a
+generator, because only a class can run its cleanup when it is closed before
+its first ``next()`` (HEAD, 304, a client gone before the first byte).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from .context import request_context
+from .encoders import Encoder
+
+log = logging.getLogger('tgstream')
+
+_MISSING = object()
+
+
+class _Flush:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return 'tgstream.flush'
+
+    def __reduce__(self) -> str:
+        return 'flush'
+
+
+#: Yield this from a stream to write everything buffered so far at once.
+flush = _Flush()
+
+
+class StreamEncodeError(Exception):
+    """An item of a stream could not be encoded.
+
+    Raised from the stream (so the transaction aborts and the response is
+    cut); the message names the item's index and type, ``__cause__`` is the
+    encoder's own exception.
+    """
+
+    def __init__(self, index: int, item: Any, name: str):
+        self.index = index
+        self.item_type = type(item)
+        super().__init__(
+            'stream %s: item %d (%s.%s) could not be encoded'
+            % (name, index, self.item_type.__module__,
+               self.item_type.__qualname__)
+        )
+
+
+#: Stream outcomes (see :class:`tgstream.events.StreamFinished`).
+COMPLETED = 'completed'
+ERROR = 'error'
+DISCONNECTED = 'disconnected'
+ABORTED = 'aborted'
+
+
+class StreamIterator:
+    """Iterate a view's items inside its request; clean up exactly once.
+
+    - :meth:`prime` fetches and encodes the first item while the view is still
+      running (inside the tween chain), so errors raised before the first
+      item become normal error responses.
+    - Every ``next()`` and :meth:`close` runs with the request pushed as
+      Pyramid's current request.
+    - Small items are coalesced into writes of ``chunk_size`` bytes; the
+      first item, items arriving ``flush_interval`` seconds or more after the
+      previous write, and :data:`flush` are written at once.
+    - When the items are exhausted, the ``before_end`` hooks run (the
+      transaction commits) *before* the encoder's closing bytes are
+      produced; an error there is raised from ``next()`` so the server cuts
+      the response.
+    - :meth:`close` closes the view's iterable, then runs the ``on_close``
+      hooks; each step runs even if an earlier one raised.
+
+    It never defines ``__len__`` (waitress would take a one-item iterable's
+    length as the Content-Length).
+    """
+
+    def __init__(
+        self,
+        request,
+        items: Iterable[Any],
+        encoder: Encoder,
+        *,
+        name: str = '',
+        chunk_size: int = 64 * 1024,
+        flush_interval: float = 0.05,
+    ):
+        self.request = request
+        self.name = name or getattr(request, 'path_info', '?')
+        self.encoder = encoder
+        self.chunk_size = chunk_size
+        self.flush_interval = flush_interval
+        self.source = items
+        self._iterator = iter(items)
+        self._pending: bytes | None = None
+        self._exhausted = False
+        self._finished = False  # final bytes handed to the server
+        self._closed = False
+        self._lock = threading.Lock()
+        self._last_write = 0.0
+        self._context: Any = _MISSING
+        #: hooks: ``on_start()`` before the first ``next()`` pulls an item,
+        #: ``before_end()`` at exhaustion before the closing bytes,
+        #: ``on_close(stream)`` when the stream is closed.
+        self.on_start: list[Callable[[], None]] = []
+        self.before_end: list[Callable[[], None]] = []
+        self.on_close: list[Callable[[StreamIterator], None]] = []
+        self._started = False
+        #: facts for events and logs
+        self.items_sent = 0
+        self.bytes_sent = 0
+        self.started_at = time.monotonic()
+        self.outcome: str | None = None
+        self.exception: BaseException | None = None
+        self.transaction_outcome = 'not managed'
+        self.thread_id = threading.get_ident()
+
+    # -- priming (inside the view) -----------------------------------------
+
+    def prime(self) -> None:
+        """Fetch and encode the first item now, inside the request.
+
+        On error the view's iterable is closed and the error propagates.
+        """
+        context = getattr(self.request, 'context', _MISSING)
+        self._context = context
+        try:
+            for item in self._iterator:
+                if item is flush:
+                    continue
+                self._pending = self._encode(item)
+                break
+            else:
+                self._exhausted = True
+        except BaseException:
+            self._close_source()
+            raise
+
+    # -- the WSGI iterable -------------------------------------------------
+
+    def __iter__(self) -> 'StreamIterator':
+        return self
+
+    def __next__(self) -> bytes:
+        if self._finished or self._closed:
+            raise StopIteration
+        with request_context(self.request):
+            self._restore_context()
+            try:
+                if not self._started:
+                    self._started = True
+                    for hook in self.on_start:
+                        hook()
+                return self._next_chunk()
+            except StopIteration:
+                raise
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+
+    def _next_chunk(self) -> bytes:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if pending:
+                return self._wrote(pending)
+        if self._exhausted:
+            return self._end(b'')
+        buffered: list[bytes] = []
+        size = 0
+        encode = self.encoder.encode
+        flush_each = self.encoder.flush_each
+        chunk_size = self.chunk_size
+        flush_interval = self.flush_interval
+        last_write = self._last_write
+        monotonic = time.monotonic
+        for item in self._iterator:
+            if item is flush:
+                if size:
+                    break
+                continue
+            try:
+                data = encode(item)
+            except Exception as exc:
+                raise StreamEncodeError(self.items_sent, item, self.name) from exc
+            self.items_sent += 1
+            if data:
+                buffered.append(data)
+                size += len(data)
+                if (
+                    size >= chunk_size
+                    or flush_each
+                    or monotonic() - last_write >= flush_interval
+                ):
+                    break
+        else:
+            self._exhausted = True
+            return self._end(b''.join(buffered))
+        return self._wrote(b''.join(buffered))
+
+    def _end(self, data: bytes) -> bytes:
+        # The items are exhausted: commit *before* the closing bytes exist,
+        # so a failed commit can still cut the response.
+        for hook in self.before_end:
+            hook()
+        data += self.encoder.end()
+        self._finished = True
+        self.outcome = COMPLETED
+        if not data:
+            raise StopIteration
+        return self._wrote(data)
+
+    def _wrote(self, data: bytes) -> bytes:
+        self.bytes_sent += len(data)
+        self._last_write = time.monotonic()
+        return data
+
+    def _encode(self, item: Any) -> bytes:
+        try:
+            data = self.encoder.encode(item)
+        except Exception as exc:
+            raise StreamEncodeError(self.items_sent, item, self.name) from exc
+        self.items_sent += 1
+        self._last_write = time.monotonic()
+        self.bytes_sent += len(data)
+        return data
+
+    def _fail(self, exc: BaseException) -> None:
+        self.outcome = ERROR
+        self.exception = exc
+        request = self.request
+        log.error(
+            'stream %s failed after %d items (%d bytes) for %s %s; the '
+            'response is cut and its transaction aborted',
+            self.name,
+            self.items_sent,
+            self.bytes_sent,
+            getattr(request, 'method', '?'),
+            getattr(request, 'path_qs', '?'),
+            exc_info=exc,
+        )
+        self.close()
+
+    def _restore_context(self) -> None:
+        # Router.finish_request() pops request.context before the body is
+        # iterated; give the stream the context its view saw.
+        if self._context is not _MISSING and 'context' not in self.request.__dict__:
+            self.request.context = self._context
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the view's iterable, then run the ``on_close`` hooks.
+
+        Idempotent and safe on any thread (a stream dropped by the server is
+        closed by the garbage collector).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self.outcome is None:
+            self.outcome = DISCONNECTED if self._started else ABORTED
+        with request_context(self.request):
+            self._close_source()
+            for hook in self.on_close:
+                try:
+                    hook(self)
+                except Exception:
+                    log.exception(
+                        'stream %s: error while closing (%r)', self.name, hook
+                    )
+            self.request.__dict__.pop('context', None)
+
+    def _close_source(self) -> None:
+        for obj in (self.source, self._iterator):
+            close = getattr(obj, 'close', None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception('stream %s: the view iterable\'s close() '
+                                  'raised', self.name)
+                return
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def duration(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def __del__(self) -> None:
+        # A server that drops the iterable without close() (PEP 3333 says it
+        # must not) still gets the transaction aborted and the callbacks run.
+        if not getattr(self, '_closed', True):
+            try:
+                self.close()
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+    def __repr__(self) -> str:
+        return '<tgstream.StreamIterator %s>' % self.name

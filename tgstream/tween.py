@@ -1,0 +1,79 @@
+"""The stream tween: plain ``Response(app_iter=<generator>)`` responses.
+
+A view that builds its own streaming response gets every stream guarantee
+too. The tween sits just above the main handler (``under`` the exception
+view tween), so an error raised while priming reaches exception views.
+List bodies, files (``FileResponse``, ``wsgi.file_wrapper``) and HTTP
+exceptions are left alone.
+"""
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+
+from pyramid.httpexceptions import HTTPException
+from pyramid.response import FileIter
+from webob.static import FileIter as WebObFileIter
+
+from .encoders import RawEncoder
+from .lifecycle import start_stream
+from .settings import StreamSettings, get_settings
+from .stream import StreamIterator
+
+#: environ key for a per-view ``stream_transaction`` of a non-stream view
+POLICY_KEY = 'tgstream.policy'
+
+
+def is_streamable(response, environ) -> bool:
+    """Does ``response`` carry a lazily produced body tgstream should run?"""
+    app_iter = getattr(response, 'app_iter', None)
+    if app_iter is None or app_iter.__class__ in (list, tuple):
+        return False
+    if isinstance(app_iter, StreamIterator) or isinstance(response, HTTPException):
+        return False
+    if isinstance(app_iter, types.GeneratorType):
+        return True
+    file_wrapper = environ.get('wsgi.file_wrapper')
+    if isinstance(file_wrapper, type) and isinstance(app_iter, file_wrapper):
+        return False
+    return (
+        isinstance(app_iter, Iterator)
+        and not isinstance(app_iter, (FileIter, WebObFileIter))
+        and not hasattr(app_iter, 'read')
+    )
+
+
+def stream_response(request, response, policy: str, settings: StreamSettings):
+    """Prime and attach the body of a response a view built itself."""
+    if not is_streamable(response, request.environ):
+        return response
+    content_length = response.headers.get('Content-Length')
+    stream = StreamIterator(
+        request,
+        response.app_iter,
+        RawEncoder(response=response),
+        name=getattr(request, 'path_info', ''),
+        chunk_size=settings.chunk_size,
+        flush_interval=settings.flush_interval,
+    )
+    stream.prime()
+    response.app_iter = stream  # (this drops any Content-Length ...)
+    if content_length:  # (... which the view set itself: keep it)
+        response.headers['Content-Length'] = content_length
+    start_stream(request, response, stream, policy, settings)
+    return response
+
+
+def stream_tween_factory(handler, registry):
+    """Detect and run generator responses (see the module docstring)."""
+    settings = get_settings(registry)
+
+    def stream_tween(request):
+        response = handler(request)
+        app_iter = getattr(response, 'app_iter', None)
+        if app_iter.__class__ is list or isinstance(app_iter, StreamIterator):
+            return response
+        policy = request.environ.get(POLICY_KEY) or settings.transaction
+        return stream_response(request, response, policy, settings)
+
+    return stream_tween
