@@ -55,7 +55,6 @@ setup(
         'Programming Language :: Python :: 3',
         'Programming Language :: Python :: 3 :: Only',
         'Topic :: Internet :: WWW/HTTP :: WSGI',
-        'License :: OSI Approved :: MIT License',
     ],
     keywords='pyramid streaming wsgi transaction sqlalchemy turbogears',
     license='MIT',

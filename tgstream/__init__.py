@@ -28,6 +28,7 @@ from .transaction import abort_session as abort_session
 from .transaction import checkpoint as checkpoint
 from .transaction import commit_session as commit_session
 from .transaction import wrap_manager_hook
+from .headers import content_disposition as content_disposition
 
 __all__ = [
     'StreamEncodeError',
@@ -37,6 +38,7 @@ __all__ = [
     'abort_session',
     'checkpoint',
     'commit_session',
+    'content_disposition',
     'expose',
     'flush',
     'includeme',
@@ -90,3 +92,6 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
+    config.include('.serializers')
+    config.include('.templates')
+    config.include('.toolbar')

@@ -13,13 +13,14 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IResponse
 from pyramid.util import object_description
 
+from .headers import content_disposition
 from .lifecycle import start_stream
 from .renderers import check_iterable, find_stream_renderer
 from .settings import TRANSACTION_POLICIES, get_settings
 from .stream import StreamIterator
 from .tween import POLICY_KEY, stream_response
 
-OPTIONS = ('stream', 'stream_transaction', 'content_type')
+OPTIONS = ('stream', 'stream_transaction', 'content_type', 'stream_options', 'filename')
 
 
 def describe_view(info) -> str:
@@ -58,19 +59,36 @@ def _check_options(info, name: str) -> tuple:
         raise ConfigurationError(
             'view %s: content_type=%r is not a media type' % (name, content_type)
         )
-    return bool(stream), policy, content_type
+    stream_options = options.get('stream_options')
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise ConfigurationError(
+            'view %s: stream_options=%r is not a dict' % (name, stream_options)
+        )
+    if stream_options and not stream:
+        raise ConfigurationError(
+            'view %s: stream_options need stream=True' % (name,)
+        )
+    filename = options.get('filename')
+    if filename is not None and not (isinstance(filename, str) and filename):
+        raise ConfigurationError(
+            'view %s: filename=%r is not a file name' % (name, filename)
+        )
+    return bool(stream), policy, content_type, filename
 
 
 def stream_view(view, info):
     name = describe_view(info)
-    stream, policy, content_type = _check_options(info, name)
+    stream, policy, content_type, filename = _check_options(info, name)
+    disposition = content_disposition(filename) if filename else None
     if not stream:
-        if content_type is None and policy is None:
+        if content_type is None and policy is None and disposition is None:
             return view
-        return _plain_view(view, policy, content_type)
+        return _plain_view(view, policy, content_type, disposition)
 
     registry = info.registry
-    renderer = find_stream_renderer(registry, info.options.get('renderer'), name)
+    renderer = find_stream_renderer(
+        registry, info.options.get('renderer'), name, info.options.get('stream_options')
+    )
     default_type = content_type or renderer.content_type
 
     def streaming_view(context, request):
@@ -79,6 +97,8 @@ def stream_view(view, info):
         # Before the view: a type the view sets itself then wins, and the
         # view sees the type its stream will have.
         response.content_type = default_type
+        if disposition is not None:
+            response.headers['Content-Disposition'] = disposition
         result = view(context, request)
         chosen = policy or settings.transaction
         if IResponse.providedBy(result):
@@ -97,12 +117,15 @@ def stream_view(view, info):
     return streaming_view
 
 
-def _plain_view(view, policy, content_type):
-    # Not a stream view: the ``content_type`` shortcut, and a transaction
-    # policy for a Response(app_iter=generator) the stream tween will detect.
+def _plain_view(view, policy, content_type, disposition):
+    # Not a stream view: the ``content_type`` and ``filename`` shortcuts, and
+    # a transaction policy for a Response(app_iter=generator) the stream
+    # tween will detect.
     def plain_view(context, request):
         if content_type is not None:
             request.response.content_type = content_type
+        if disposition is not None:
+            request.response.headers['Content-Disposition'] = disposition
         if policy is not None:
             request.environ[POLICY_KEY] = policy
         return view(context, request)

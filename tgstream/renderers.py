@@ -2,11 +2,11 @@
 
 A stream renderer factory is registered under a renderer name (``json``) or
 a renderer type (``.jinja2``) with ``config.add_stream_renderer(name,
-factory)``. ``factory(info)`` -- ``info`` is Pyramid's renderer helper, with
-``name``, ``type``, ``package`` and ``registry`` -- is called once per view
-at configuration time and returns a *stream renderer*: an object with a
-``content_type`` (the default of its streams) that is called per request as
-``renderer(value, request) -> (items, encoder)`` (see
+factory)``. ``factory(info)`` -- ``info`` is a :class:`StreamRendererInfo` --
+is called once per view at configuration time (raise ``ConfigurationError``
+there for bad ``info.options``) and returns a *stream renderer*: an object
+with a ``content_type`` (the default of its streams) that is called per
+request as ``renderer(value, request) -> (items, encoder)`` (see
 :mod:`tgstream.encoders`).
 """
 from __future__ import annotations
@@ -18,6 +18,26 @@ from pyramid.interfaces import PHASE1_CONFIG
 from zope.interface import Interface
 
 from .encoders import Encoder, RawEncoder
+
+
+class StreamRendererInfo:
+    """What a stream renderer factory knows about the view it serves.
+
+    ``name``, ``type`` (extension with its dot, or the name), ``package`` and
+    ``registry`` come from Pyramid's renderer helper; ``settings`` is the
+    registry's settings; ``options`` is the view's ``stream_options`` dict
+    (``{}`` if absent); ``view_name`` names the view for error messages.
+    """
+
+    def __init__(self, helper, options: dict, view_name: str):
+        self.helper = helper
+        self.name = helper.name
+        self.type = helper.type
+        self.package = helper.package
+        self.registry = helper.registry
+        self.settings = helper.registry.settings
+        self.options = options
+        self.view_name = view_name
 
 
 class IStreamRendererFactory(Interface):
@@ -62,18 +82,23 @@ def add_stream_renderer(config, name: str, factory: Callable) -> None:
     config.action((IStreamRendererFactory, name), register, order=PHASE1_CONFIG)
 
 
-def find_stream_renderer(registry, renderer, view_name: str):
+def find_stream_renderer(registry, renderer, view_name: str, options: dict | None = None):
     """The stream renderer for a view's ``renderer`` option.
 
     Raises :class:`ConfigurationError` naming the view and the renderer when
     the renderer cannot stream.
     """
     if renderer is None or getattr(renderer, 'name', None) is None:
+        if options:
+            raise ConfigurationError(
+                'view %s: stream_options=%r need a renderer that takes them'
+                % (view_name, options)
+            )
         return RawStreamRenderer()
     for key in (renderer.name, getattr(renderer, 'type', None)):
         factory = registry.queryUtility(IStreamRendererFactory, name=key or '')
         if factory is not None and key:
-            return factory(renderer)
+            return factory(StreamRendererInfo(renderer, dict(options or {}), view_name))
     known = sorted(
         name for name, _ in registry.getUtilitiesFor(IStreamRendererFactory)
     )
