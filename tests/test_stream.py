@@ -354,3 +354,38 @@ def test_dropped_stream_is_closed_by_gc_on_another_thread(make_app):
     assert [name for name, _ in events] == ['GeneratorExit', 'finished']
     assert events[1] == ('finished', True)
     assert stacks == [[]]
+
+
+def test_encoder_error_marker_is_sent_then_the_response_is_cut(make_app, tgstream_log):
+    from tgstream.encoders import RawEncoder
+
+    class Marked(RawEncoder):
+        def error(self):
+            return b'\n{"error": "stream failed"}\n'
+
+    def factory(info):
+        class Renderer:
+            content_type = 'application/x-ndjson'
+
+            def __call__(self, value, request):
+                return value, Marked()
+
+        return Renderer()
+
+    def view(request):
+        yield '{"n": 1}'
+        yield flush
+        raise ValueError('secret')
+
+    def setup(config):
+        config.add_stream_renderer('marked', factory)
+        config.add_route('v', '/v')
+        config.add_view(view, route_name='v', stream=True, renderer='marked')
+
+    response = open_stream(make_app(setup), '/v')
+    assert response.next_chunk() == b'{"n": 1}'
+    assert response.next_chunk() == b'\n{"error": "stream failed"}\n'
+    with pytest.raises(ValueError):
+        response.next_chunk()
+    assert b'secret' not in response.body
+    response.close()

@@ -11,6 +11,12 @@ this the first JSON item?") and has three members:
 ``flush_each``
     true when every item must be written at once (server-sent events).
 
+Optionally, ``error() -> bytes | None``: a fixed in-band marker announcing
+that the stream failed (an NDJSON error record, an SSE ``error`` event). It
+is sent after the failure -- the transaction is already aborted -- and then
+the response is cut all the same. It must never contain the exception's
+text: that stays in the server log.
+
 Raising from ``encode`` aborts the stream like any other mid-stream error.
 """
 from __future__ import annotations

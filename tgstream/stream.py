@@ -103,6 +103,7 @@ class StreamIterator:
         self._closed = False
         self._lock = threading.Lock()
         self._last_write = 0.0
+        self._deferred_error: BaseException | None = None
         self._context: Any = _MISSING
         #: hooks: ``on_start()`` before the first ``next()`` pulls an item,
         #: ``before_end()`` at exhaustion before the closing bytes,
@@ -147,6 +148,10 @@ class StreamIterator:
         return self
 
     def __next__(self) -> bytes:
+        if self._deferred_error is not None:
+            # the in-band error marker went out; now cut the response
+            error, self._deferred_error = self._deferred_error, None
+            raise error
         if self._finished or self._closed:
             raise StopIteration
         with request_context(self.request):
@@ -161,7 +166,23 @@ class StreamIterator:
                 raise
             except BaseException as exc:
                 self._fail(exc)
+                marker = self._error_marker(exc)
+                if marker:
+                    self._deferred_error = exc
+                    return marker
                 raise
+
+    def _error_marker(self, exc: BaseException) -> bytes | None:
+        # An encoder may announce a failure in-band (a fixed marker, never
+        # the exception's text) before the server cuts the response.
+        error = getattr(self.encoder, 'error', None)
+        if error is None or not isinstance(exc, Exception):
+            return None
+        try:
+            return error()
+        except Exception:
+            log.exception('stream %s: the encoder\'s error marker failed', self.name)
+            return None
 
     def _next_chunk(self) -> bytes:
         pending = self._pending
