@@ -35,6 +35,37 @@ class Note(Base):
     user: Mapped[User] = relationship(back_populates='notes')
 
 
+def seed_users(engine, count: int = 5) -> None:
+    """Create the tables and ``count`` users named user1, user2, ..."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            User.__table__.insert(),
+            [{'id': n, 'name': 'user%d' % n} for n in range(1, count + 1)],
+        )
+
+
+def count_users(engine) -> int:
+    from sqlalchemy import func, select
+
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(User))
+
+
+def writing_stream(first: int, last: int):
+    """A stream view adding and flushing users ``first``..``last``, one item each."""
+    import tgstream
+
+    def view(request):
+        for n in range(first, last):
+            request.dbsession.add(User(id=n, name='u%d' % n))
+            request.dbsession.flush()
+            yield '%d\n' % n
+            yield tgstream.flush
+
+    return view
+
+
 def make_engine(url: str, **kw):
     engine = create_engine(url, **kw)
     if url.startswith('sqlite'):

@@ -8,7 +8,6 @@ import pytest
 from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound
 from pyramid.response import Response
 from pyramid.threadlocal import get_current_registry, get_current_request, manager
-from pyramid.view import exception_view_config
 
 import tgstream
 from tgstream.stream import StreamIterator, flush
@@ -18,14 +17,6 @@ from tgstream.testing import open_stream
 def add(config, name, view, **options):
     config.add_route(name, '/' + name)
     config.add_view(view, route_name=name, stream=True, **options)
-
-
-class Recorder:
-    def __init__(self):
-        self.events = []
-
-    def __call__(self, *event):
-        self.events.append(event if len(event) > 1 else event[0])
 
 
 def test_items_are_sent_in_order_with_default_content_type(make_testapp):

@@ -13,15 +13,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 import tgstream
-from tests.dbapp import Base, Note, User, build_db_app
+from tests.dbapp import Note, User, build_db_app, count_users, seed_users, writing_stream
 from tgstream.testing import open_stream
 
 
 @pytest.fixture
 def engine(any_engine):
-    Base.metadata.create_all(any_engine)
+    seed_users(any_engine)
     with any_engine.begin() as conn:
-        conn.execute(User.__table__.insert(), [{'id': n, 'name': 'user%d' % n} for n in range(1, 6)])
         conn.execute(Note.__table__.insert(), [{'user_id': 1, 'text': 'hello'}])
     return any_engine
 
@@ -29,11 +28,6 @@ def engine(any_engine):
 def names(engine):
     with engine.connect() as conn:
         return sorted(conn.scalars(select(User.name)))
-
-
-def count_users(engine):
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(User))
 
 
 def stream_app(engine, settings=None, **views):
@@ -106,14 +100,11 @@ def test_exception_mid_stream_commits_nothing(engine, tgstream_log):
 
 def test_early_close_aborts_and_releases_the_connection(engine):
     finished = []
+    writes = writing_stream(10, 20)
 
     def view(request):
         request.add_finished_callback(lambda r: finished.append(True))
-        for n in range(10, 20):
-            request.dbsession.add(User(id=n, name='u%d' % n))
-            request.dbsession.flush()
-            yield '%d\n' % n
-            yield tgstream.flush
+        return writes(request)
 
     app = stream_app(engine, v=view)
     with open_stream(app, '/v') as response:
@@ -389,9 +380,7 @@ def test_include_order_does_not_matter(engine):
 
 @pytest.fixture
 def pg(pg_engine):
-    Base.metadata.create_all(pg_engine)
-    with pg_engine.begin() as conn:
-        conn.execute(User.__table__.insert(), [{'id': n, 'name': 'user%d' % n} for n in range(1, 2001)])
+    seed_users(pg_engine, 2000)
     return pg_engine
 
 
@@ -436,14 +425,7 @@ def test_other_connections_see_the_rows_only_at_the_end(pg):
 
 @pytest.mark.postgresql
 def test_no_idle_in_transaction_after_disconnect(pg):
-    def view(request):
-        for n in range(3001, 3100):
-            request.dbsession.add(User(id=n, name='new%d' % n))
-            request.dbsession.flush()
-            yield '%d\n' % n
-            yield tgstream.flush
-
-    app = stream_app(pg, v=view)
+    app = stream_app(pg, v=writing_stream(3001, 3100))
     with open_stream(app, '/v') as response:
         response.read(2)
     with pg.connect() as conn:

@@ -6,7 +6,7 @@ import transaction
 import webtest
 from sqlalchemy import func, select
 
-from tests.dbapp import Base, User
+from tests.dbapp import seed_users
 from tests.pkgs.tgapp import DBSession, Permission
 from tgstream.testing import open_stream
 
@@ -15,9 +15,7 @@ SETTINGS = {'tgstream.sqlalchemy.session': 'tests.pkgs.tgapp:DBSession'}
 
 @pytest.fixture
 def engine(any_engine):
-    Base.metadata.create_all(any_engine)
-    with any_engine.begin() as conn:
-        conn.execute(User.__table__.insert(), [{'id': n, 'name': 'user%d' % n} for n in range(1, 6)])
+    seed_users(any_engine)
     DBSession.remove()
     DBSession.configure(bind=any_engine)
     yield any_engine

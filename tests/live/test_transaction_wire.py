@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 import tgstream
-from tests.dbapp import Base, User, build_db_app
+from tests.dbapp import User, build_db_app, count_users, seed_users
 
 from .conftest import read_timed
 
@@ -19,15 +19,8 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def engine(any_engine):
-    Base.metadata.create_all(any_engine)
-    with any_engine.begin() as conn:
-        conn.execute(User.__table__.insert(), [{'id': n, 'name': 'user%d' % n} for n in range(1, 6)])
+    seed_users(any_engine)
     return any_engine
-
-
-def count_users(engine):
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(User))
 
 
 def wait_for(predicate, timeout=5.0):
