@@ -20,6 +20,8 @@ extras = {
     'fast': ['orjson >= 3.9'],
     # streamed templates
     'jinja2': ['pyramid_jinja2 >= 2.10'],
+    # tgstream-create: a new project from the packaged cookiecutter template
+    'scaffold': ['cookiecutter >= 2.1'],
 }
 extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + [
     'pyramid_retry',
@@ -38,6 +40,8 @@ extras['testing'] = sorted(
         'gunicorn',
         'cookiecutter',
         'Flask',
+        # the reference the CSV formula guard is tested against
+        'defusedcsv >= 2.0',
     }
 )
 
@@ -67,5 +71,6 @@ setup(
     extras_require=extras,
     entry_points={
         'paste.app_factory': ['demo = tgstream.demo:main'],
+        'console_scripts': ['tgstream-create = tgstream.scaffold:main'],
     },
 )

@@ -14,6 +14,9 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.threadlocal import manager
 
+# the testing kit's fixtures: tgstream_server, tgstream_recorder
+pytest_plugins = ['tgstream.testing']
+
 
 def build_app(setup=None, settings=None, includes=('tgstream',)):
     with Configurator(settings=dict(settings or {})) as config:

@@ -21,6 +21,10 @@ from .proxies import request as request
 from .renderers import add_stream_renderer
 from .settings import StreamSettings as StreamSettings
 from .settings import parse_settings
+from .query import stream_query as stream_query
+from .sse import ServerSentEvent as ServerSentEvent
+from .sse import idle as sse_idle
+from .stream import Batch as Batch
 from .stream import StreamEncodeError as StreamEncodeError
 from .stream import StreamIterator as StreamIterator
 from .stream import flush as flush
@@ -31,6 +35,8 @@ from .transaction import wrap_manager_hook
 from .headers import content_disposition as content_disposition
 
 __all__ = [
+    'Batch',
+    'ServerSentEvent',
     'StreamEncodeError',
     'StreamFinished',
     'StreamIterator',
@@ -43,6 +49,8 @@ __all__ = [
     'flush',
     'includeme',
     'request',
+    'sse_idle',
+    'stream_query',
 ]
 
 

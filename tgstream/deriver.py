@@ -87,7 +87,8 @@ def stream_view(view, info):
 
     registry = info.registry
     renderer = find_stream_renderer(
-        registry, info.options.get('renderer'), name, info.options.get('stream_options')
+        registry, info.options.get('renderer'), name, info.options.get('stream_options'),
+        view=info.original_view,
     )
     default_type = content_type or renderer.content_type
 

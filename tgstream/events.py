@@ -1,18 +1,64 @@
-"""Events tgstream notifies through the application registry."""
+"""Events tgstream notifies through the application registry.
+
+:class:`StreamFinished` is the one place where a stream's end is reported:
+subscribe to it for metrics, audit logs or tests (see
+:class:`tgstream.testing.StreamRecorder`). It imports nothing from the rest
+of tgstream, so any module may use :func:`transaction_outcome`.
+"""
 from __future__ import annotations
 
 from typing import Any
+
+#: The outcomes of a stream (``StreamFinished.outcome``).
+OUTCOMES = ('completed', 'error', 'disconnected', 'aborted')
+
+#: The outcomes of its transaction (``StreamFinished.transaction``).
+TRANSACTION_OUTCOMES = ('committed', 'aborted', 'not managed')
+
+# What tgstream.transaction records while it works, mapped to what it means
+# for the data: a commit that raised ('committing') was aborted; anything
+# tgstream did not finish itself is 'not managed'.
+_TRANSACTION = {
+    'committed': 'committed',
+    'aborted': 'aborted',
+    'committing': 'aborted',
+}
+
+
+def transaction_outcome(recorded: str | None) -> str:
+    """``'committed'``, ``'aborted'`` or ``'not managed'`` for a stream's
+    recorded transaction state (``StreamIterator.transaction_outcome``).
+
+    ``'not managed'`` covers every case where tgstream did not finish a
+    transaction for the stream: no pyramid_tm (and no
+    ``tgstream.sqlalchemy.session``), a transaction owned by the caller
+    (``tm.active`` set by a test fixture), a body read before pyramid_tm
+    decided (pyramid_tm then finished it itself), or a stream that committed
+    or aborted the transaction itself (TurboGears-style
+    ``transaction.commit()``).
+    """
+    return _TRANSACTION.get(recorded or '', 'not managed')
 
 
 class StreamFinished:
     """Notified once per stream, after it ended and was cleaned up.
 
     Subscribe with ``config.add_subscriber(fn, tgstream.events.StreamFinished)``.
+    It is notified by the thread that closed the stream (the server's worker
+    thread), with the stream's request still current; its transaction is
+    already finished, so a subscriber that writes to the database needs a
+    session and transaction of its own.
+
+    Every stream handed to the response is reported, an empty one too. An
+    error raised before the first item makes a normal error response
+    instead (exception views, pyramid_tm's abort, pyramid_retry): no event.
 
     Attributes:
 
     ``request``
         the request the stream belonged to;
+    ``stream``
+        the :class:`tgstream.StreamIterator` (``stream.name`` names the view);
     ``outcome``
         ``'completed'`` (every item sent), ``'error'`` (an exception in the
         stream, its encoder or the final commit), ``'disconnected'`` (the
@@ -20,22 +66,36 @@ class StreamFinished:
         ``'aborted'`` (closed before it was ever iterated: HEAD, 304, a
         response replaced on the way out);
     ``transaction``
-        ``'committed'``, ``'aborted'`` or ``'not managed'``;
+        ``'committed'``, ``'aborted'`` or ``'not managed'`` (see
+        :func:`transaction_outcome`);
     ``items``, ``bytes``, ``duration``
-        items and bytes produced, seconds from priming to close;
+        items encoded, bytes handed to the server, seconds from the stream's
+        creation (in the view) to its close;
     ``exception``
         the exception of an ``'error'`` outcome, else ``None``.
+
+    Example::
+
+        def count_streams(event):
+            statsd.incr('streams.%s' % event.outcome)
+
+        config.add_subscriber(count_streams, StreamFinished)
     """
 
     def __init__(self, request, stream: Any):
         self.request = request
         self.stream = stream
         self.outcome: str = stream.outcome
-        self.transaction: str = stream.transaction_outcome
+        self.transaction: str = transaction_outcome(stream.transaction_outcome)
         self.items: int = stream.items_sent
         self.bytes: int = stream.bytes_sent
         self.duration: float = stream.duration
         self.exception: BaseException | None = stream.exception
+
+    @property
+    def path(self) -> str:
+        """The request's path (``path_info``), for matching in tests and logs."""
+        return getattr(self.request, 'path_info', '')
 
     def __repr__(self) -> str:
         return '<StreamFinished %s %s transaction=%s items=%d bytes=%d>' % (

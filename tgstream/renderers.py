@@ -26,10 +26,12 @@ class StreamRendererInfo:
     ``name``, ``type`` (extension with its dot, or the name), ``package`` and
     ``registry`` come from Pyramid's renderer helper; ``settings`` is the
     registry's settings; ``options`` is the view's ``stream_options`` dict
-    (``{}`` if absent); ``view_name`` names the view for error messages.
+    (``{}`` if absent); ``view_name`` names the view for error messages;
+    ``view`` is the view callable as registered (Pyramid's ``view`` renderer
+    global), or ``None``.
     """
 
-    def __init__(self, helper, options: dict, view_name: str):
+    def __init__(self, helper, options: dict, view_name: str, view: Any = None):
         self.helper = helper
         self.name = helper.name
         self.type = helper.type
@@ -38,6 +40,7 @@ class StreamRendererInfo:
         self.settings = helper.registry.settings
         self.options = options
         self.view_name = view_name
+        self.view = view
 
 
 class IStreamRendererFactory(Interface):
@@ -82,7 +85,9 @@ def add_stream_renderer(config, name: str, factory: Callable) -> None:
     config.action((IStreamRendererFactory, name), register, order=PHASE1_CONFIG)
 
 
-def find_stream_renderer(registry, renderer, view_name: str, options: dict | None = None):
+def find_stream_renderer(
+    registry, renderer, view_name: str, options: dict | None = None, view: Any = None
+):
     """The stream renderer for a view's ``renderer`` option.
 
     Raises :class:`ConfigurationError` naming the view and the renderer when
@@ -98,7 +103,9 @@ def find_stream_renderer(registry, renderer, view_name: str, options: dict | Non
     for key in (renderer.name, getattr(renderer, 'type', None)):
         factory = registry.queryUtility(IStreamRendererFactory, name=key or '')
         if factory is not None and key:
-            return factory(StreamRendererInfo(renderer, dict(options or {}), view_name))
+            return factory(
+                StreamRendererInfo(renderer, dict(options or {}), view_name, view)
+            )
     known = sorted(
         name for name, _ in registry.getUtilitiesFor(IStreamRendererFactory)
     )

@@ -13,10 +13,27 @@ from typing import Any, Callable, Iterable
 
 from .context import request_context
 from .encoders import Encoder
+from .events import transaction_outcome
 
 log = logging.getLogger('tgstream')
 
 _MISSING = object()
+
+
+class _ClientGone(Exception):
+    # internal: the server says the client left (see StreamIterator._check_client)
+    pass
+
+
+def _client_disconnected_error() -> Exception:
+    # What the server expects when its client left: waitress logs its own
+    # ClientDisconnected at INFO and closes the connection without the
+    # terminating chunk. (Only waitress sets the probe this is used for.)
+    try:
+        from waitress.channel import ClientDisconnected
+    except ImportError:  # pragma: no cover - someone else set the key
+        return ConnectionAbortedError('client disconnected')
+    return ClientDisconnected('client disconnected; the stream was closed')
 
 
 class _Flush:
@@ -31,6 +48,31 @@ class _Flush:
 
 #: Yield this from a stream to write everything buffered so far at once.
 flush = _Flush()
+
+
+class Batch:
+    """Several items of a stream yielded at once: ``yield Batch(rows)``.
+
+    Each element counts and is encoded as if it had been yielded alone (same
+    bytes, same item index in errors), but an encoder with ``encode_batch``
+    encodes the whole list in one call -- the fast path for database rows
+    (:func:`tgstream.stream_query` yields batches to the renderers). The
+    elements are encoded as soon as the batch is yielded.
+    """
+
+    __slots__ = ('items',)
+
+    def __init__(self, items: Iterable[Any]):
+        self.items: list[Any] = items if isinstance(items, list) else list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return '<tgstream.Batch of %d items>' % len(self.items)
 
 
 class StreamEncodeError(Exception):
@@ -120,6 +162,12 @@ class StreamIterator:
         self.exception: BaseException | None = None
         self.transaction_outcome = 'not managed'
         self.thread_id = threading.get_ident()
+        self.ended_at: float | None = None
+        # waitress' ``client_disconnected()`` (meaningful with
+        # channel_request_lookahead > 0): checked between items and before
+        # the commit, so a client gone during a pause aborts the stream.
+        probe = getattr(request, 'environ', {}).get('waitress.client_disconnected')
+        self._client_gone: Callable[[], bool] | None = probe if callable(probe) else None
 
     # -- priming (inside the view) -----------------------------------------
 
@@ -157,6 +205,7 @@ class StreamIterator:
         with request_context(self.request):
             self._restore_context()
             try:
+                self._check_client()
                 if not self._started:
                     self._started = True
                     for hook in self.on_start:
@@ -164,6 +213,8 @@ class StreamIterator:
                 return self._next_chunk()
             except StopIteration:
                 raise
+            except _ClientGone:
+                self._disconnected()
             except BaseException as exc:
                 self._fail(exc)
                 marker = self._error_marker(exc)
@@ -200,16 +251,22 @@ class StreamIterator:
         flush_interval = self.flush_interval
         last_write = self._last_write
         monotonic = time.monotonic
+        client_gone = self._client_gone
         for item in self._iterator:
+            if client_gone is not None and client_gone():
+                raise _ClientGone
             if item is flush:
                 if size:
                     break
                 continue
-            try:
-                data = encode(item)
-            except Exception as exc:
-                raise StreamEncodeError(self.items_sent, item, self.name) from exc
-            self.items_sent += 1
+            if item.__class__ is Batch:
+                data = self._encode_batch(item.items)
+            else:
+                try:
+                    data = encode(item)
+                except Exception as exc:
+                    raise StreamEncodeError(self.items_sent, item, self.name) from exc
+                self.items_sent += 1
             if data:
                 buffered.append(data)
                 size += len(data)
@@ -226,7 +283,9 @@ class StreamIterator:
 
     def _end(self, data: bytes) -> bytes:
         # The items are exhausted: commit *before* the closing bytes exist,
-        # so a failed commit can still cut the response.
+        # so a failed commit can still cut the response -- and not at all
+        # when the client is known to be gone.
+        self._check_client()
         for hook in self.before_end:
             hook()
         data += self.encoder.end()
@@ -242,30 +301,70 @@ class StreamIterator:
         return data
 
     def _encode(self, item: Any) -> bytes:
-        try:
-            data = self.encoder.encode(item)
-        except Exception as exc:
-            raise StreamEncodeError(self.items_sent, item, self.name) from exc
-        self.items_sent += 1
+        if item.__class__ is Batch:
+            data = self._encode_batch(item.items)
+        else:
+            try:
+                data = self.encoder.encode(item)
+            except Exception as exc:
+                raise StreamEncodeError(self.items_sent, item, self.name) from exc
+            self.items_sent += 1
         self._last_write = time.monotonic()
-        self.bytes_sent += len(data)
         return data
+
+    def _encode_batch(self, items: list) -> bytes:
+        # One encoder call for the whole list when the encoder offers it;
+        # on failure, find the element to blame so the error names its index.
+        encoder = self.encoder
+        encode_batch = getattr(encoder, 'encode_batch', None)
+        try:
+            if encode_batch is not None:
+                data = encode_batch(items)
+            else:
+                data = b''.join([encoder.encode(item) for item in items])
+        except Exception as exc:
+            index, item, cause = 0, items[0] if items else None, exc
+            for index, item in enumerate(items):
+                try:
+                    encoder.encode(item)
+                except Exception as item_exc:
+                    cause = item_exc
+                    break
+            raise StreamEncodeError(self.items_sent + index, item, self.name) from cause
+        self.items_sent += len(items)
+        return data
+
+    def _check_client(self) -> None:
+        client_gone = self._client_gone
+        if client_gone is not None and client_gone():
+            raise _ClientGone
+
+    def _disconnected(self) -> None:
+        # The client left while the stream ran: close (abort) now, then tell
+        # the server, which cuts the response quietly.
+        self.outcome = DISCONNECTED
+        self.close()
+        raise _client_disconnected_error() from None
 
     def _fail(self, exc: BaseException) -> None:
         self.outcome = ERROR
         self.exception = exc
+        self.close()
+        # Logged after close(): the transaction's outcome is known by then.
+        # The same facts as the StreamFinished event.
         request = self.request
         log.error(
-            'stream %s failed after %d items (%d bytes) for %s %s; the '
-            'response is cut and its transaction aborted',
+            'stream %s failed for %s %s: outcome=error transaction=%s '
+            'items=%d bytes=%d duration=%.3fs; the response is cut',
             self.name,
-            self.items_sent,
-            self.bytes_sent,
             getattr(request, 'method', '?'),
             getattr(request, 'path_qs', '?'),
+            transaction_outcome(self.transaction_outcome),
+            self.items_sent,
+            self.bytes_sent,
+            self.duration,
             exc_info=exc,
         )
-        self.close()
 
     def _restore_context(self) -> None:
         # Router.finish_request() pops request.context before the body is
@@ -285,6 +384,7 @@ class StreamIterator:
             if self._closed:
                 return
             self._closed = True
+        self.ended_at = time.monotonic()
         if self.outcome is None:
             self.outcome = DISCONNECTED if self._started else ABORTED
         with request_context(self.request):
@@ -315,7 +415,8 @@ class StreamIterator:
 
     @property
     def duration(self) -> float:
-        return time.monotonic() - self.started_at
+        """Seconds from the stream's creation to its close (or to now)."""
+        return (self.ended_at or time.monotonic()) - self.started_at
 
     def __del__(self) -> None:
         # A server that drops the iterable without close() (PEP 3333 says it

@@ -6,22 +6,12 @@ import time
 import httpx
 import pytest
 
-from tgstream.testing import serve
-
 
 @pytest.fixture
-def live():
-    """``live(app, **waitress_options)`` -> the server's base URL."""
-    servers = []
-
-    def start(app, **options):
-        context = serve(app, **options)
-        servers.append(context)
-        return context.__enter__().url
-
-    yield start
-    for context in reversed(servers):
-        context.__exit__(None, None, None)
+def live(tgstream_server):
+    """``live(app, **waitress_options)`` -> the server's base URL (the kit's
+    ``tgstream_server`` fixture)."""
+    return lambda app, **options: tgstream_server(app, **options).url
 
 
 def read_timed(url, timeout=10.0):

@@ -1,27 +1,29 @@
-"""The tgstream demo app (``pserve development.ini``)."""
-import time
+"""The tgstream demo: ``pserve development.ini`` serves it on port 6543.
+
+Built the way the Pyramid cookiecutter builds apps (pyramid_tm,
+pyramid_retry, zope.sqlalchemy, ``request.dbsession``, pyramid_jinja2,
+waitress), plus ``config.include('tgstream')``. On first start it creates
+its schema and seeds ``demo.seed_users`` users (see :mod:`.seed`); the index
+page explains and links every endpoint (see :mod:`.routes`).
+"""
+from __future__ import annotations
 
 from pyramid.config import Configurator
 
-from tgstream import expose
+from .seed import setup_database
+from .settings import parse_demo_settings
 
 
 def main(global_config, **settings):
+    """The demo's WSGI app (``use = egg:tgstream#demo``)."""
+    demo = parse_demo_settings(settings)
     with Configurator(settings=settings) as config:
+        config.registry['demo.settings'] = demo
+        config.include('pyramid_jinja2')
         config.include('tgstream')
-        config.add_route('index', '/')
-        config.add_route('count', '/count')
-        config.scan('.')
-        return config.make_wsgi_app()
-
-
-@expose(route_name='index', renderer='string')
-def index(request):
-    return 'tgstream demo: try  curl -N %s' % request.route_url('count')
-
-
-@expose(route_name='count', stream=True, content_type='text/plain')
-def count(request):
-    for n in range(1, 11):
-        yield '%s\n' % n
-        time.sleep(float(request.registry.settings.get('demo.pause', 1)))
+        config.include('.models')
+        config.include('.routes')
+        config.scan('.views')
+        app = config.make_wsgi_app()
+    setup_database(config.registry['dbengine'], demo.seed_users)
+    return app

@@ -1,0 +1,176 @@
+"""The cookiecutter template in scaffolds/ and the ``tgstream-create`` command.
+
+The slow test does what a user does: render the template, install the
+project into a fresh virtualenv together with this checkout of tgstream,
+and run the generated project's own tests (and its database scripts).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+cookiecutter_main = pytest.importorskip('cookiecutter.main')
+from cookiecutter.exceptions import FailedHookException  # noqa: E402
+
+from tgstream.scaffold import TEMPLATES, main, template_path  # noqa: E402
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+EXPECTED_FILES = {
+    '.gitignore', 'README.md', 'pyproject.toml', 'development.ini', 'production.ini',
+    'PKG/__init__.py', 'PKG/routes.py', 'PKG/models/__init__.py', 'PKG/models/meta.py',
+    'PKG/models/item.py', 'PKG/views/__init__.py', 'PKG/views/default.py',
+    'PKG/views/notfound.py', 'PKG/scripts/__init__.py', 'PKG/scripts/initialize_db.py',
+    'PKG/templates/layout.jinja2', 'PKG/templates/home.jinja2', 'PKG/templates/404.jinja2',
+    'PKG/static/style.css', 'tests/conftest.py', 'tests/test_views.py',
+    'tests/test_initialize_db.py',
+}
+ALEMBIC_FILES = {'alembic/env.py', 'alembic/script.py.mako', 'alembic/versions/20250101_0001.py'}
+
+
+def render(tmp_path: Path, **context: str) -> Path:
+    return Path(cookiecutter_main.cookiecutter(
+        str(template_path()), no_input=True, output_dir=str(tmp_path), extra_context=context,
+    ))
+
+
+def files_of(project: Path) -> set[str]:
+    package = project.name
+    return {
+        str(p.relative_to(project)).replace(package + os.sep, 'PKG/', 1).replace(os.sep, '/')
+        for p in project.rglob('*') if p.is_file()
+    }
+
+
+def test_no_input_gives_a_ready_project(tmp_path):
+    project = render(tmp_path)
+    assert project.name == 'my_stream_app'
+    assert files_of(project) == EXPECTED_FILES
+    for path in project.rglob('*.py'):
+        compile(path.read_text(), str(path), 'exec')  # every template rendered
+    for path in project.rglob('*'):
+        if path.is_file() and path.suffix != '.jinja2':
+            assert '{{' not in path.read_text() and '{%' not in path.read_text(), path
+    init = (project / 'my_stream_app' / '__init__.py').read_text()
+    assert "config.include('tgstream')" in init
+    views = (project / 'my_stream_app' / 'views' / 'default.py').read_text()
+    assert "@expose('json', route_name='items', stream=True)" in views
+    assert 'pyramid_debugtoolbar' in (project / 'development.ini').read_text()
+    production = (project / 'production.ini').read_text()
+    assert 'pyramid_debugtoolbar\n' not in production and 'gthread' in production
+    assert '[alembic]' not in (project / 'development.ini').read_text()
+
+
+def test_alembic_is_optional(tmp_path):
+    project = render(tmp_path, project_name='Shop Feed', use_alembic='yes')
+    assert project.name == 'shop_feed'
+    assert files_of(project) == EXPECTED_FILES | ALEMBIC_FILES
+    assert '[alembic]' in (project / 'development.ini').read_text()
+    assert '"alembic",' in (project / 'pyproject.toml').read_text()
+    assert 'from shop_feed.models.meta import Base' in (project / 'alembic/env.py').read_text()
+
+
+@pytest.mark.parametrize('name', ['1st_app', 'my-app', 'class', 'tgstream'])
+def test_unusable_package_names_are_refused(tmp_path, name):
+    with pytest.raises(FailedHookException):
+        render(tmp_path, repo_name=name)
+    assert not (tmp_path / name).exists()
+
+
+def test_tgstream_create_command(tmp_path, capfd):
+    assert main(['--no-input', '-o', str(tmp_path), 'project_name=Cmd App']) == 0
+    assert (tmp_path / 'cmd_app' / 'cmd_app' / 'views' / 'default.py').is_file()
+    assert 'initialize_cmd_app_db development.ini' in capfd.readouterr().out
+
+
+def test_tgstream_create_reports_cookiecutter_errors(tmp_path):
+    assert main(['--no-input', '-o', str(tmp_path), 'repo_name=1bad']) != 0
+    assert not (tmp_path / '1bad').exists()
+
+
+def test_template_lookup():
+    assert template_path() == TEMPLATES / 'starter'
+    assert (CHECKOUT / 'scaffolds' / 'starter').resolve() == template_path()
+    with pytest.raises(LookupError, match="no tgstream template 'nope'; there are: starter"):
+        template_path('nope')
+
+
+def run(args, cwd, timeout, env=None):
+    """Run ``args``; fail with its output if it fails or takes too long."""
+    try:
+        done = subprocess.run(
+            [str(a) for a in args], cwd=cwd, env=env, timeout=timeout,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail('%s timed out after %ss:\n%s' % (args, timeout, exc.output))
+    if done.returncode != 0:
+        pytest.fail('%s failed (%s):\n%s' % (args, done.returncode, done.stdout[-6000:]))
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_generated_projects_install_and_pass_their_tests(tmp_path):
+    plain = render(tmp_path)
+    migrated = render(tmp_path, project_name='Shop Feed', use_alembic='yes')
+    venv = tmp_path / 'venv'
+    run([sys.executable, '-m', 'venv', venv], tmp_path, 120)
+    bin_dir = venv / ('Scripts' if os.name == 'nt' else 'bin')
+    python = bin_dir / 'python'
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK='1', PYTHONDONTWRITEBYTECODE='1',
+               PATH=str(bin_dir) + os.pathsep + env.get('PATH', ''))
+    pip = [python, '-m', 'pip', 'install', '-q']
+    # this checkout of tgstream first, so that the projects' "tgstream" is it
+    run(pip + ['-e', CHECKOUT], tmp_path, 600, env)
+    run(pip + ['-e', '%s[testing]' % plain, '-e', '%s[testing]' % migrated], tmp_path, 600, env)
+
+    shown = run([python, '-m', 'pip', 'show', '-f', 'tgstream'], tmp_path, 60, env)
+    assert 'Editable project location: %s' % CHECKOUT in shown
+
+    for project in (plain, migrated):
+        out = run([python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider'], project, 300, env)
+        assert ' passed' in out and 'failed' not in out and 'error' not in out, out
+
+    # the database scripts, as the generated README shows them
+    out = run([bin_dir / 'initialize_my_stream_app_db', 'development.ini'], plain, 120, env)
+    assert 'added 1000 item(s)' in out
+    run([bin_dir / 'alembic', '-c', 'development.ini', 'upgrade', 'head'], migrated, 120, env)
+    out = run([bin_dir / 'initialize_shop_feed_db', 'development.ini'], migrated, 120, env)
+    assert 'added 1000 item(s)' in out
+
+
+@pytest.mark.slow
+def test_sdist_and_wheel_ship_the_template_and_the_demo(tmp_path):
+    """What PyPI users get (sdist, then a wheel built from it) has everything
+    tgstream-create and the demo need. Built from a copy: nothing is written
+    into the checkout."""
+    source = tmp_path / 'src'
+    shutil.copytree(CHECKOUT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        '.git', '.venv', 'build', 'dist', '*.egg-info', '__pycache__', '.pytest_cache',
+        '.hypothesis', '*.sqlite*'))
+    run([sys.executable, 'setup.py', '-q', 'sdist', '-d', tmp_path / 'dist'], source, 300)
+    sdist, = (tmp_path / 'dist').glob('tgstream-*.tar.gz')
+    run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', tmp_path / 'dist',
+         sdist], tmp_path, 300)
+    wheel, = (tmp_path / 'dist').glob('tgstream-*.whl')
+    names = set(zipfile.ZipFile(wheel).namelist())
+    template = 'tgstream/scaffolds/starter/'
+    project = template + '{{cookiecutter.repo_name}}/'
+    for name in ('cookiecutter.json', 'hooks/pre_gen_project.py', 'hooks/post_gen_project.py'):
+        assert template + name in names
+    for name in EXPECTED_FILES | ALEMBIC_FILES:
+        assert project + name.replace('PKG/', '{{cookiecutter.repo_name}}/') in names, name
+    for name in ('index', 'live', 'layout', 'large_page'):
+        assert 'tgstream/demo/templates/%s.jinja2' % name in names
+    assert not any('__pycache__' in n or '.sqlite' in n for n in names)
+    with tarfile.open(sdist) as tar:
+        members = {m.split('/', 1)[1] for m in tar.getnames() if '/' in m}
+    assert {'development.ini', 'production.ini', 'CHANGES.rst', 'MANIFEST.in'} <= members

@@ -1,0 +1,277 @@
+"""The ``csv`` stream renderer: one CSV row per item, quoted by :mod:`csv`.
+
+Items are mappings (``dict``, SQLAlchemy ``RowMapping``), SQLAlchemy
+``Row`` objects, or sequences of cells (``list``, ``tuple``).
+
+- Header: the ``columns`` option, else the first item's keys (a mapping's
+  keys, a ``Row``'s column names); sequences without ``columns`` have no
+  header. ``header=False`` leaves the header row out.
+- With ``columns``, mappings and rows are projected on them (other keys are
+  left out); without, a later mapping with a key the header lacks is an
+  error. A missing key is an empty cell. A sequence whose length differs
+  from the header's (or, without a header, the first row's) is an error: a
+  ragged file is never written silently.
+- Cells are written by :mod:`csv` (``None`` is empty, other values ``str()``).
+- ``dialect`` (a name such as ``'excel-tab'`` or a :class:`csv.Dialect`) and
+  the :mod:`csv` format parameters (``delimiter``, ``quotechar``,
+  ``escapechar``, ``doublequote``, ``skipinitialspace``, ``lineterminator``,
+  ``quoting``) are options; ``bom=True`` starts the file with a UTF-8 byte
+  order mark (for Excel).
+- The formula-injection guard (:mod:`tgstream.csvsafe`) applies to every row
+  unless ``tgstream.csv.formula_guard = false`` or ``formula_guard=False``.
+- ``text/csv; charset=utf-8``; name the download with the view's
+  ``filename='users.csv'`` option, or per request with
+  ``request.response.content_disposition = tgstream.content_disposition(name)``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from typing import Any, Callable, Sequence
+
+from .csvsafe import guard_row
+from .encoders import Encoder
+from .jsonrules import ResultRows
+from .serializers import StreamRenderer
+from .settings import get_settings
+
+try:
+    from sqlalchemy.engine import Row
+except ImportError:  # pragma: no cover
+    Row = None
+
+FORMAT_PARAMETERS = frozenset(
+    {
+        'delimiter',
+        'quotechar',
+        'escapechar',
+        'doublequote',
+        'skipinitialspace',
+        'lineterminator',
+        'quoting',
+    }
+)
+
+BOM = '\ufeff'.encode('utf-8')
+
+
+def _describe(item: Any) -> str:
+    cls = type(item)
+    return '%s.%s' % (cls.__module__, cls.__qualname__)
+
+
+class CSVEncoder:
+    """Encode items as CSV rows (see the module docstring)."""
+
+    flush_each = False
+
+    def __init__(
+        self,
+        *,
+        columns: Sequence[str] | None = None,
+        header: bool = True,
+        dialect: Any = 'excel',
+        fmtparams: dict | None = None,
+        guard: Callable[[list], list] | None = guard_row,
+        bom: bool = False,
+    ):
+        self._lines: list[str] = []
+        self._writer = csv.writer(self, dialect, **(fmtparams or {}))
+        self.columns = list(columns) if columns is not None else None
+        self.header = header
+        self.guard = guard
+        self.bom = bom
+        self.keys: list | None = self.columns
+        self._keyset: frozenset | None = None
+        self._width: int | None = len(self.columns) if self.columns else None
+        self._row_parent: Any = None
+        self._row_picker: Callable[[Any], Any] | None = None
+        self.started = False
+
+    def write(self, line: str) -> None:  # csv.writer's file
+        self._lines.append(line)
+
+    # -- items to cells -----------------------------------------------------
+
+    def _start(self, keys: list | None) -> None:
+        self.started = True
+        if keys is not None:
+            self.keys = keys
+            self._width = len(keys)
+            if self.header:
+                self._writerow(list(keys))
+
+    def _writerow(self, cells: list) -> None:
+        guard = self.guard
+        self._writer.writerow(guard(cells) if guard is not None else cells)
+
+    def _cells(self, item: Any) -> list:
+        if isinstance(item, Mapping):
+            return self._mapping_cells(item)
+        if Row is not None and isinstance(item, Row):
+            return self._row_cells(item)
+        if isinstance(item, (str, bytes, bytearray)) or not hasattr(item, '__iter__'):
+            raise TypeError(
+                'csv items must be mappings (dict), SQLAlchemy Rows or '
+                'sequences of cells (list, tuple), not %s' % _describe(item)
+            )
+        cells = list(item)
+        if not self.started:
+            self._start(self.columns)
+        if self._width is None:  # no header: the first row sets the width
+            self._width = len(cells)
+        return cells
+
+    def _check_widths(self, rows: list) -> None:
+        # After the csv module wrote the rows (so a cell's own conversion
+        # error comes first): a ragged row is an error, never a silent file.
+        width = self._width
+        for row in rows:
+            if len(row) != width:
+                raise ValueError('csv row has %d cells, %s has %d' % (
+                    len(row), 'the first row' if self.keys is None else 'the header', width))
+
+    def _mapping_cells(self, item: Mapping) -> list:
+        if not self.started:
+            self._start(self.columns if self.columns is not None else list(item.keys()))
+        keys = self._named_columns(item)
+        keyset = self._keyset
+        if keyset is None:
+            keyset = self._keyset = frozenset(keys)
+        if item.keys() == keyset:
+            return [item[key] for key in keys]
+        if self.columns is None:
+            extra = [key for key in item.keys() if key not in keyset]
+            if extra:
+                raise ValueError(
+                    'csv item has keys not in the header %r: %r (the header '
+                    'comes from the first item; set the columns option to '
+                    'choose the columns)' % (keys, extra)
+                )
+        return [item.get(key, '') for key in keys]
+
+    def _named_columns(self, item: Any) -> list:
+        if self.keys is None:
+            raise TypeError(
+                'csv item %s has named columns but the stream has no header '
+                '(its first item was a sequence); set the columns option'
+                % _describe(item)
+            )
+        return self.keys
+
+    def _row_cells(self, row) -> list:
+        parent = getattr(row, '_parent', None)
+        if self._row_picker is None or parent is None or parent is not self._row_parent:
+            self._row_picker = self._picker(row)
+            self._row_parent = parent
+        return self._row_picker(row)
+
+    def _picker(self, row) -> Callable[[Any], list]:
+        fields = list(row._fields)
+        if not self.started:
+            self._start(self.columns if self.columns is not None else fields)
+        keys = self._named_columns(row)
+        if keys == fields:
+            return list
+        missing = [key for key in keys if key not in fields]
+        if missing:
+            raise ValueError('csv row has no column(s) %r' % (missing,))
+        if self.columns is None and len(fields) != len(keys):
+            raise ValueError(
+                'csv row has columns %r, the header has %r' % (fields, keys)
+            )
+        indexes = [fields.index(key) for key in keys]
+        return lambda row: [row[index] for index in indexes]
+
+    # -- the Encoder protocol -------------------------------------------------
+
+    def _flush(self) -> bytes:
+        data = ''.join(self._lines).encode('utf-8')
+        self._lines.clear()
+        if self.bom:
+            self.bom = False
+            data = BOM + data
+        return data
+
+    def encode(self, item: Any) -> bytes:
+        cells = self._cells(item)
+        self._writerow(cells)
+        self._check_widths([cells])
+        return self._flush()
+
+    def encode_batch(self, items: list) -> bytes:
+        if not items:
+            return b''
+        if items.__class__ is ResultRows:  # one result: one picker for all
+            self._row_cells(items[0])
+            pick = self._row_picker
+            rows = [pick(row) for row in items]
+        else:
+            rows = [self._cells(item) for item in items]
+        guard = self.guard
+        self._writer.writerows([guard(row) for row in rows] if guard is not None else rows)
+        self._check_widths(rows)
+        return self._flush()
+
+    def end(self) -> bytes:
+        if not self.started:
+            self._start(self.columns)
+        return self._flush()
+
+
+class CSVStreamRenderer(StreamRenderer):
+    """``renderer='csv'``: ``text/csv; charset=utf-8`` (options: see
+    :mod:`tgstream.csvstream`)."""
+
+    content_type = 'text/csv; charset=utf-8'
+    options = frozenset(
+        {'columns', 'header', 'dialect', 'formula_guard', 'bom'} | FORMAT_PARAMETERS
+    )
+
+    def __init__(self, info):
+        super().__init__(info)
+        options = info.options
+        columns = options.get('columns')
+        if columns is not None:
+            if (
+                isinstance(columns, (str, bytes))
+                or not isinstance(columns, (list, tuple))
+                or not columns
+                or not all(isinstance(c, str) for c in columns)
+            ):
+                raise self.option_error(
+                    'columns', '%r is not a non-empty list of column names' % (columns,)
+                )
+            columns = list(columns)
+        self.columns = columns
+        self.header = self.bool_option(options, 'header', True)
+        self.bom = self.bool_option(options, 'bom', False)
+        # None: the tgstream.csv.formula_guard setting decides
+        self.formula_guard = (
+            self.bool_option(options, 'formula_guard', True)
+            if 'formula_guard' in options else None
+        )
+        self.dialect = options.get('dialect', 'excel')
+        self.fmtparams = {k: v for k, v in options.items() if k in FORMAT_PARAMETERS}
+        try:
+            csv.writer(io.StringIO(), self.dialect, **self.fmtparams)
+        except (TypeError, ValueError, csv.Error) as exc:
+            raise self.option_error(
+                'dialect/format',
+                'dialect=%r %r is not a valid csv dialect: %s'
+                % (self.dialect, self.fmtparams, exc),
+            ) from None
+
+    def encoder(self, request) -> Encoder:
+        guard = self.formula_guard
+        if guard is None:
+            guard = get_settings(request.registry).csv_formula_guard
+        return CSVEncoder(
+            columns=self.columns,
+            header=self.header,
+            dialect=self.dialect,
+            fmtparams=self.fmtparams,
+            guard=guard_row if guard else None,
+            bom=self.bom,
+        )

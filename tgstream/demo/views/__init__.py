@@ -1,0 +1,1 @@
+"""The demo's views, one module per group of the index page."""

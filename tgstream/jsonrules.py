@@ -1,0 +1,354 @@
+"""How the ``json``, ``ndjson`` and ``sse`` stream renderers encode values.
+
+The rules are those of the application's own Pyramid ``json`` renderer (the
+:class:`pyramid.renderers.JSON` registered as ``'json'``), so a value
+streams exactly as it would render, plus built-ins for what database
+results contain. For a value the serializer cannot encode by itself:
+
+1. ``value.__json__(request)``;
+2. an adapter added with ``JSON.add_adapter`` (type or interface);
+3. built-ins: SQLAlchemy ``Row`` and ``RowMapping`` become objects keyed by
+   column name; ``datetime``, ``date`` and ``time`` become ISO 8601 strings
+   (``isoformat()``); ``Decimal`` and ``UUID`` become strings. An adapter
+   registered for one of these types replaces its built-in;
+4. otherwise a ``TypeError`` naming the type (for an SQLAlchemy ORM instance,
+   saying what to add).
+
+The renderer's ``serializer=`` and its keyword arguments are honoured. With
+the default serializer (``json.dumps``, no options) and orjson installed
+(the ``fast`` extra), orjson encodes instead -- same rules, compact UTF-8
+output; an item orjson refuses (an integer beyond 64 bits, a lone
+surrogate, a ``time`` with a time zone) falls back to the standard library.
+"""
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from typing import Any, Callable
+
+from pyramid.interfaces import IJSONAdapter, IRendererFactory
+from pyramid.renderers import JSON
+from zope.interface import implementedBy, providedBy
+
+try:  # the ``fast`` extra
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the no-orjson tests
+    orjson = None
+
+try:  # SQLAlchemy is an optional extra
+    from sqlalchemy.engine import Row, RowMapping
+except ImportError:  # pragma: no cover
+    Row = RowMapping = None
+
+_DEFAULT_RENDERER = JSON()
+
+
+class ResultRows(list):
+    """A list of rows that all come from one result (same columns).
+
+    :func:`tgstream.stream_query` batches are such lists, which lets the
+    encoders skip checking each row's columns.
+    """
+
+    __slots__ = ()
+
+
+def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
+    """``(row -> dict, rows -> [dict])`` for rows with these fields.
+
+    Generated code: a dict display (``{'id': v0, ...}``) is about 40% faster
+    than ``dict(zip(fields, row))``, and a list comprehension over a batch
+    saves a call per row -- it matters at a million rows. Each name is
+    written with ``repr`` of a plain ``str``: no code is injected.
+    ``convert_at`` maps indexes to ``(type, function)``: a value of that type
+    is passed through the function, any other through ``convert_value``.
+    """
+    convert_at = convert_at or {}
+    namespace: dict[str, Any] = {'_convert': convert_value}
+    items = []
+    for index, name in enumerate(fields):
+        if index in convert_at:
+            namespace['_t%d' % index], namespace['_f%d' % index] = convert_at[index]
+            value = '(_f{0}(v{0}) if v{0}.__class__ is _t{0} else _convert(v{0}))'.format(index)
+        else:
+            value = 'v%d' % index
+        items.append('%r: %s' % (str(name), value))
+    display = '{%s}' % ', '.join(items)
+    names = '(%s)' % ''.join('v%d, ' % index for index in range(len(fields)))
+    exec(  # noqa: S102
+        'def one(row):\n    %s = row\n    return %s\n'
+        'def many(rows):\n    return [%s for %s in rows]\n' % (names, display, display, names),
+        namespace,
+    )
+    return namespace['one'], namespace['many']
+
+
+class _RowToDict:
+    """``Row`` -> ``{column: value}``; converters are made once per result
+    (rows of one result share their ``_parent`` metadata).
+
+    ``values`` maps the cell types the serializer cannot encode itself to
+    their built-in conversion: the columns whose first value has such a type
+    are converted in the same pass (the stdlib encoder's ``default`` hook
+    costs several times more per value).
+    """
+
+    __slots__ = ('parent', 'convert', 'convert_many', 'values')
+
+    def __init__(self):
+        self.parent = None
+        self.convert: Callable[[Any], dict] = dict
+        self.convert_many: Callable[[list], list] = list
+        self.values: dict[type, Callable[[Any], Any]] = {}
+
+    def _converter(self, row) -> Callable[[Any], dict]:
+        parent = getattr(row, '_parent', None)
+        if parent is None or parent is not self.parent:
+            values = self.values
+            convert_at = {
+                index: (value.__class__, values[value.__class__])
+                for index, value in enumerate(row) if value.__class__ in values
+            }
+            self.convert, self.convert_many = _row_converters(
+                row._fields, convert_at, self._convert_value
+            )
+            self.parent = parent
+        return self.convert
+
+    def _convert_value(self, value: Any) -> Any:
+        convert = self.values.get(value.__class__)
+        return value if convert is None else convert(value)
+
+    def __call__(self, row) -> dict:
+        return self._converter(row)(row)
+
+    def many(self, rows: list, one_result: bool = False) -> list:
+        """Convert a list of rows at once. ``one_result``: the caller knows
+        they all come from one result (no check per row)."""
+        convert = self._converter(rows[0])
+        if one_result:
+            return self.convert_many(rows)
+        parent = self.parent
+        try:
+            return [convert(row) if row._parent is parent else self(row) for row in rows]
+        except AttributeError:  # not all rows: leave them to the default hook
+            return [self(row) if isinstance(row, Row) else row for row in rows]
+
+
+def _builtins() -> dict[type, Callable[[Any], Any]]:
+    converters: dict[type, Callable[[Any], Any]] = {
+        datetime.datetime: datetime.datetime.isoformat,
+        datetime.date: datetime.date.isoformat,
+        datetime.time: datetime.time.isoformat,
+        decimal.Decimal: str,
+        uuid.UUID: str,
+    }
+    if Row is not None:
+        converters[Row] = _RowToDict()
+        converters[RowMapping] = dict
+    return converters
+
+
+def describe_type(obj: Any) -> str:
+    cls = type(obj)
+    return '%s.%s' % (cls.__module__, cls.__qualname__)
+
+
+def unencodable(obj: Any) -> TypeError:
+    """The error for a value no rule can encode."""
+    name = describe_type(obj)
+    if hasattr(obj, '_sa_instance_state'):
+        return TypeError(
+            '%s is an SQLAlchemy ORM instance and has no __json__(request) '
+            'method and no JSON adapter: add a __json__(request) method to '
+            'the class, register an adapter on the json renderer '
+            '(JSON.add_adapter(%s, ...)), or stream Core rows '
+            '(select(%s.id, ...))'
+            % (name, type(obj).__name__, type(obj).__name__)
+        )
+    return TypeError(
+        'Object of type %s is not JSON serializable: give it a '
+        '__json__(request) method or register an adapter on the json '
+        'renderer (pyramid.renderers.JSON.add_adapter)' % name
+    )
+
+
+def _has_adapter(components, cls: type) -> bool:
+    return components.adapters.lookup((implementedBy(cls),), IJSONAdapter) is not None
+
+
+def _adapted_classes(components) -> list[type]:
+    """The classes the JSON renderer's adapters are registered for."""
+    classes = []
+    for registration in components.registeredAdapters():
+        for spec in registration.required:
+            cls = getattr(spec, 'inherit', None)  # implementedBy(cls).inherit
+            if isinstance(cls, type):
+                classes.append(cls)
+    return classes
+
+
+class JSONEncoding:
+    """The JSON encoding of one stream (built per request).
+
+    ``dumps(value) -> bytes`` encodes one value; ``dumps_batch(values) ->
+    bytes`` encodes several, joined by :attr:`separator`, exactly as the
+    ``dumps`` of each joined would be (one serializer call when it can).
+    ``one_line`` drops an ``indent`` option so every document is one line
+    (NDJSON, SSE).
+    """
+
+    def __init__(self, request, *, one_line: bool = False):
+        renderer = request.registry.queryUtility(IRendererFactory, name='json')
+        if not isinstance(renderer, JSON):
+            renderer = _DEFAULT_RENDERER
+        kw = dict(renderer.kw)
+        if one_line:
+            kw.pop('indent', None)
+        self.request = request
+        self.one_line = one_line
+        components = renderer.components
+        # An app adapter takes precedence over a built-in.
+        self.converters = {
+            cls: convert
+            for cls, convert in _builtins().items()
+            if not _has_adapter(components, cls)
+        }
+        self._bases = tuple(self.converters.items())
+        self._rows = self.converters.get(Row) if Row is not None else None
+        self.default = self._make_default(components.adapters)
+        self.separator = b','
+        self.may_break_lines = False
+        native: tuple = ()
+        if renderer.serializer is json.dumps:
+            self._use_stdlib(kw)
+            if orjson is not None and not kw and self._orjson_can_follow(components):
+                native = self._use_orjson(components)
+        else:
+            self._use_serializer(renderer.serializer, kw)
+        if self._rows is not None:
+            self._rows.values = {
+                cls: convert for cls, convert in self.converters.items()
+                if cls not in native and cls is not Row and cls is not RowMapping
+            }
+
+    # -- the default hook (Pyramid's order, then the built-ins) -------------
+
+    def _make_default(self, adapters) -> Callable[[Any], Any]:
+        request = self.request
+        converters = self.converters
+        bases = self._bases
+        lookup = adapters.lookup
+
+        def default(obj: Any) -> Any:
+            convert = converters.get(obj.__class__)
+            if convert is not None:  # exact built-in types have no __json__
+                return convert(obj)
+            if hasattr(obj, '__json__'):
+                return obj.__json__(request)
+            adapter = lookup((providedBy(obj),), IJSONAdapter)
+            if adapter is not None:
+                return adapter(obj, request)
+            for cls, convert in bases:  # subclasses of the built-in types
+                if isinstance(obj, cls):
+                    return convert(obj)
+            raise unencodable(obj)
+
+        return default
+
+    # -- serializers ---------------------------------------------------------
+
+    def _use_stdlib(self, kw: dict) -> None:
+        kw = dict(kw)
+        cls = kw.pop('cls', None) or json.JSONEncoder
+        encoder = cls(default=self.default, **kw)
+        encode = encoder.encode
+        self.stdlib_dumps = self.dumps = lambda value: encode(value).encode('utf-8')
+        self.may_break_lines = encoder.indent is not None
+        if encoder.indent is None:
+            # Without indent, list elements encode exactly as alone, joined
+            # by the item separator: one call per batch.
+            separator = encoder.item_separator.encode('utf-8')
+            self.separator = separator
+
+            prepare = self._prepare
+
+            def dumps_batch(values: list) -> bytes:
+                return encode(prepare(values))[1:-1].encode('utf-8')
+
+            self.dumps_batch = dumps_batch
+
+    def _use_serializer(self, serializer: Callable, kw: dict) -> None:
+        default = self.default
+        self.may_break_lines = True
+
+        def dumps(value: Any) -> bytes:
+            data = serializer(value, default=default, **kw)
+            return data.encode('utf-8') if isinstance(data, str) else bytes(data)
+
+        self.dumps = dumps
+
+    def _orjson_can_follow(self, components) -> bool:
+        # orjson encodes UUIDs and enums itself and cannot be told not to:
+        # an app adapter for them (or their subclasses) needs the stdlib.
+        return not any(
+            issubclass(cls, (uuid.UUID, enum.Enum)) for cls in _adapted_classes(components)
+        )
+
+    def _use_orjson(self, components) -> tuple:
+        """Use orjson; return the built-in types it encodes by itself."""
+        native: tuple = (uuid.UUID,)
+        option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+        if any(
+            issubclass(cls, (datetime.date, datetime.time))
+            for cls in _adapted_classes(components)
+        ):
+            # let the default hook (and so the adapters) see dates and times
+            option |= orjson.OPT_PASSTHROUGH_DATETIME
+        else:
+            native += (datetime.datetime, datetime.date, datetime.time)
+        dumps_ = orjson.dumps
+        default = self.default
+        fallback = self.stdlib_dumps
+        error = orjson.JSONEncodeError
+
+        # The fallbacks run outside the except blocks: a value that neither
+        # encoder takes logs one clear error, not a chain of two.
+        def dumps(value: Any) -> bytes:
+            try:
+                return dumps_(value, default, option)
+            except error:
+                pass
+            return fallback(value)
+
+        prepare = self._prepare
+
+        def dumps_batch(values: list) -> bytes:
+            try:
+                return dumps_(prepare(values), default, option)[1:-1]
+            except error:
+                pass
+            return b','.join([dumps(value) for value in values])
+
+        self.dumps = dumps
+        self.dumps_batch = dumps_batch
+        self.separator = b','
+        self.may_break_lines = False
+        return native
+
+    def _prepare(self, values: list) -> list:
+        # Rows of one result become dicts in one pass: much cheaper than a
+        # call of the default hook for each row.
+        rows = self._rows
+        if rows is not None and values and values[0].__class__ is Row:
+            return rows.many(values, values.__class__ is ResultRows)
+        return values
+
+    def dumps_batch(self, values: list) -> bytes:  # replaced when faster
+        return self.separator.join([self.dumps(value) for value in values])
+
+    def dumps(self, value: Any) -> bytes:  # pragma: no cover - always replaced
+        raise NotImplementedError
