@@ -61,7 +61,12 @@ def includeme(config) -> None:
     in any order with pyramid_tm, pyramid_retry and pyramid_debugtoolbar:
 
     - ``stream=True`` is a view option (``expose``, ``view_config``,
-      ``add_view``); ``content_type`` and ``stream_transaction`` too.
+      ``add_view``); so are ``content_type``, ``filename`` (an RFC 6266
+      download name), ``stream_options`` and ``stream_transaction``. Bad
+      values are a ``ConfigurationError`` naming the view.
+    - ``renderer='json' | 'ndjson' | 'csv' | 'sse'`` and pyramid_jinja2
+      templates stream with ``stream=True``; other renderers are a
+      ``ConfigurationError``. ``config.add_stream_renderer`` adds more.
     - A stream is advanced to its first item inside the request: an error
       raised before it becomes the normal error response (exception views,
       pyramid_tm abort, pyramid_retry retry). Headers and status set before
@@ -84,6 +89,11 @@ def includeme(config) -> None:
     - A plain ``Response(app_iter=<generator>)`` gets the same guarantees
       (the ``tgstream.tween.stream_tween_factory`` tween, placed just above
       the main handler).
+    - pyramid_debugtoolbar never buffers or rewrites a stream (the
+      ``tgstream.toolbar.toolbar_guard_tween_factory`` tween, under the
+      toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).
+    - ``tgstream.StreamFinished`` is notified once per stream, after it
+      ended, with its outcome.
 
     Settings (``tgstream.*``) are checked when the configuration is
     committed; see README.rst.

@@ -36,6 +36,16 @@ def _client_disconnected_error() -> Exception:
     return ClientDisconnected('client disconnected; the stream was closed')
 
 
+def _describe_error(exc: BaseException) -> str:
+    # For the server log only (never the client): the exception, and for an
+    # encoding failure the item's index and type and the encoder's reason.
+    text = '%s: %s' % (type(exc).__name__, exc)
+    cause = exc.__cause__
+    if isinstance(exc, StreamEncodeError) and cause is not None:
+        text += ' (%s: %s)' % (type(cause).__name__, cause)
+    return text
+
+
 class _Flush:
     __slots__ = ()
 
@@ -355,7 +365,7 @@ class StreamIterator:
         request = self.request
         log.error(
             'stream %s failed for %s %s: outcome=error transaction=%s '
-            'items=%d bytes=%d duration=%.3fs; the response is cut',
+            'items=%d bytes=%d duration=%.3fs; the response is cut: %s',
             self.name,
             getattr(request, 'method', '?'),
             getattr(request, 'path_qs', '?'),
@@ -363,6 +373,7 @@ class StreamIterator:
             self.items_sent,
             self.bytes_sent,
             self.duration,
+            _describe_error(exc),
             exc_info=exc,
         )
 
