@@ -24,13 +24,13 @@ from .settings import parse_settings
 from .query import stream_query as stream_query
 from .sse import ServerSentEvent as ServerSentEvent
 from .sse import idle as sse_idle
-from .stream import Batch as Batch
-from .stream import StreamEncodeError as StreamEncodeError
+from .items import Batch as Batch
+from .items import StreamEncodeError as StreamEncodeError
 from .stream import StreamIterator as StreamIterator
-from .stream import flush as flush
-from .transaction import abort_session as abort_session
+from .items import flush as flush
+from .sessions import abort_session as abort_session
 from .transaction import checkpoint as checkpoint
-from .transaction import commit_session as commit_session
+from .sessions import commit_session as commit_session
 from .transaction import wrap_manager_hook
 from .headers import content_disposition as content_disposition
 

@@ -13,7 +13,8 @@ from collections import deque
 from .events import StreamFinished
 from .settings import StreamSettings
 from .stream import StreamIterator
-from .transaction import SessionFinisher, StreamTransaction
+from .sessions import SessionFinisher
+from .transaction import StreamTransaction
 
 log = logging.getLogger('tgstream')
 

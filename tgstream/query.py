@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from .jsonrules import ResultRows
-from .stream import Batch
+from .items import Batch
 
 
 def _entity_columns(statement: Any) -> list[int]:

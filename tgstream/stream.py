@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 
 from .context import request_context
 from .encoders import Encoder
+from .items import Batch, StreamEncodeError, flush
 from .events import transaction_outcome
 
 log = logging.getLogger('tgstream')
@@ -44,63 +45,6 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, StreamEncodeError) and cause is not None:
         text += ' (%s: %s)' % (type(cause).__name__, cause)
     return text
-
-
-class _Flush:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return 'tgstream.flush'
-
-    def __reduce__(self) -> str:
-        return 'flush'
-
-
-#: Yield this from a stream to write everything buffered so far at once.
-flush = _Flush()
-
-
-class Batch:
-    """Several items of a stream yielded at once: ``yield Batch(rows)``.
-
-    Each element counts and is encoded as if it had been yielded alone (same
-    bytes, same item index in errors), but an encoder with ``encode_batch``
-    encodes the whole list in one call -- the fast path for database rows
-    (:func:`tgstream.stream_query` yields batches to the renderers). The
-    elements are encoded as soon as the batch is yielded.
-    """
-
-    __slots__ = ('items',)
-
-    def __init__(self, items: Iterable[Any]):
-        self.items: list[Any] = items if isinstance(items, list) else list(items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return iter(self.items)
-
-    def __repr__(self) -> str:
-        return '<tgstream.Batch of %d items>' % len(self.items)
-
-
-class StreamEncodeError(Exception):
-    """An item of a stream could not be encoded.
-
-    Raised from the stream (so the transaction aborts and the response is
-    cut); the message names the item's index and type, ``__cause__`` is the
-    encoder's own exception.
-    """
-
-    def __init__(self, index: int, item: Any, name: str):
-        self.index = index
-        self.item_type = type(item)
-        super().__init__(
-            'stream %s: item %d (%s.%s) could not be encoded'
-            % (name, index, self.item_type.__module__,
-               self.item_type.__qualname__)
-        )
 
 
 #: Stream outcomes (see :class:`tgstream.events.StreamFinished`).

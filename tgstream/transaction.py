@@ -18,7 +18,6 @@ stream runs in a transaction of its own, begun at its first ``next()``.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from pyramid.threadlocal import get_current_request
@@ -139,7 +138,7 @@ class StreamTransaction:
         self.txn = None
         self.outcome = 'not managed'
         if policy == 'stream':
-            self.txn = _current(self.manager)
+            self.txn = current_transaction(self.manager)
             proxy.holder = self
 
     @classmethod
@@ -219,7 +218,8 @@ class StreamTransaction:
             self.txn.doom()
 
 
-def _current(manager):
+def current_transaction(manager):
+    """``manager``'s current transaction, or ``None`` (explicit mode)."""
     try:
         return manager.get()
     except NoTransaction:
@@ -256,7 +256,7 @@ def checkpoint(request=None) -> None:
         holder.checkpoint()
         return
     manager = getattr(request, 'tm', None) or _transaction.manager
-    txn = _current(manager)
+    txn = current_transaction(manager)
     doomed = txn is not None and txn.isDoomed()
     if doomed:
         txn.abort()
@@ -265,96 +265,3 @@ def checkpoint(request=None) -> None:
     new = manager.begin()
     if doomed:
         new.doom()
-
-
-# -- TurboGears-style global sessions ---------------------------------------
-
-
-def _dispose(session) -> None:
-    remove = getattr(session, 'remove', None)  # scoped_session
-    if remove is not None:
-        remove()
-    else:
-        session.close()
-
-
-def commit_session(session, transaction_manager=None) -> None:
-    """Flush ``session``, commit its transaction, then remove the session.
-
-    The by-hand form of what ``tgstream.sqlalchemy.session`` does when a
-    stream ends, for code that manages its own (zope.sqlalchemy-registered)
-    session. On a failed flush or commit the transaction is aborted, the
-    session removed and the error re-raised. ``transaction_manager``
-    defaults to the thread-local ``transaction.manager``.
-    """
-    manager = transaction_manager or _transaction.manager
-    try:
-        session.flush()
-        txn = _current(manager)
-        if txn is not None:
-            if txn.isDoomed():
-                txn.abort()
-            else:
-                txn.commit()
-    except BaseException:
-        abort_session(session, manager)
-        raise
-    _dispose(session)
-
-
-def abort_session(session, transaction_manager=None) -> None:
-    """Abort ``session``'s transaction and remove the session."""
-    manager = transaction_manager or _transaction.manager
-    try:
-        txn = _current(manager)
-        if txn is not None:
-            txn.abort()
-    finally:
-        _dispose(session)
-
-
-class SessionFinisher:
-    """``tgstream.sqlalchemy.session``: finish a global session with the stream.
-
-    When pyramid_tm manages the request, the transaction is its (and the
-    stream's) business and the session is only removed at the end. Without
-    pyramid_tm the session is flushed and ``transaction.manager`` committed
-    when the stream is exhausted, aborted when it fails or is closed early,
-    and removed in every case.
-    """
-
-    def __init__(self, session, managed: bool):
-        self.session = session
-        self.managed = managed
-        self.committed = False
-        self.thread_id = threading.get_ident()
-
-    @classmethod
-    def attach(cls, stream, session, managed: bool) -> 'SessionFinisher':
-        self = cls(session, managed)
-        if not managed:
-            stream.before_end.append(self.commit)
-        stream.on_close.append(self.close)
-        return self
-
-    def commit(self) -> None:
-        commit_session(self.session)
-        self.committed = True
-
-    def close(self, stream) -> None:
-        if threading.get_ident() != self.thread_id:
-            # scoped sessions and transaction.manager are thread-local: on
-            # another thread (garbage collection) they are someone else's.
-            log.warning(
-                'stream %s was closed on another thread; its thread-local '
-                'session was left to that thread\'s next request', stream.name
-            )
-            return
-        if self.managed:
-            _dispose(self.session)
-            return
-        if not self.committed:
-            abort_session(self.session)
-            stream.transaction_outcome = 'aborted'
-        else:
-            stream.transaction_outcome = 'committed'
