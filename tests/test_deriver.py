@@ -85,3 +85,29 @@ def test_stream_view_returning_a_response_is_streamed(make_testapp):
         config.add_view(view, route_name='r', stream=True)
 
     assert make_testapp(setup).get('/r').text == '/r'
+
+
+def test_csv_columns_and_dialect_as_view_options(make_testapp):
+    def rows(request):
+        yield {'b': 2, 'a': 1, 'c': 3}
+
+    def setup(config):
+        config.add_route('r', '/r')
+        config.add_view(rows, route_name='r', stream=True, renderer='csv',
+                        columns=['a', 'b'], dialect='excel-tab')
+
+    assert make_testapp(setup).get('/r').text.splitlines() == ['a\tb', '1\t2']
+
+
+@pytest.mark.parametrize(
+    'options, message',
+    [
+        ({'stream': True, 'renderer': 'csv', 'columns': ['a'],
+          'stream_options': {'columns': ['b']}}, r'columns given both'),
+        ({'stream': True, 'renderer': 'json', 'columns': ['a']}, r"columns"),
+        ({'renderer': 'json', 'columns': ['a']}, r'need stream=True'),
+    ],
+)
+def test_renderer_shortcut_errors(options, message):
+    with pytest.raises(ConfigurationError, match=message):
+        configure(**options)

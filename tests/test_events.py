@@ -186,3 +186,21 @@ def test_transaction_outcomes_are_normalised():
         'committed', 'aborted', 'aborted', 'not managed', 'not managed',
         'not managed', 'not managed']
     assert {transaction_outcome(r) for r in recorded} == set(TRANSACTION_OUTCOMES)
+
+
+def test_event_aliases_follow_the_issue_wording(make_app):
+    from tgstream import StreamFinished
+
+    seen = []
+
+    def setup(config):
+        config.add_subscriber(seen.append, StreamFinished)
+        config.add_route('v', '/v')
+        config.add_view(lambda request: iter(['ab', 'c']), route_name='v', stream=True)
+
+    import webtest
+
+    webtest.TestApp(make_app(setup)).get('/v')
+    (event,) = seen
+    assert (event.transaction_outcome, event.items_sent, event.bytes_sent) == (
+        event.transaction, event.items, event.bytes) == ('not managed', 2, 3)

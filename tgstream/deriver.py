@@ -20,7 +20,13 @@ from .settings import TRANSACTION_POLICIES, get_settings
 from .stream import StreamIterator
 from .tween import POLICY_KEY, stream_response
 
-OPTIONS = ('stream', 'stream_transaction', 'content_type', 'stream_options', 'filename')
+#: Renderer options that may also be given as view options of their own
+#: (``@expose('csv', stream=True, columns=[...])``): merged into
+#: ``stream_options``.
+RENDERER_SHORTCUTS = ('columns', 'dialect')
+OPTIONS = (
+    'stream', 'stream_transaction', 'content_type', 'stream_options', 'filename',
+) + RENDERER_SHORTCUTS
 
 
 def describe_view(info) -> str:
@@ -64,6 +70,7 @@ def _check_options(info, name: str) -> tuple:
         raise ConfigurationError(
             'view %s: stream_options=%r is not a dict' % (name, stream_options)
         )
+    stream_options = _merge_shortcuts(options, stream_options, name)
     if stream_options and not stream:
         raise ConfigurationError(
             'view %s: stream_options need stream=True' % (name,)
@@ -73,12 +80,27 @@ def _check_options(info, name: str) -> tuple:
         raise ConfigurationError(
             'view %s: filename=%r is not a file name' % (name, filename)
         )
-    return bool(stream), policy, content_type, filename
+    return bool(stream), policy, content_type, filename, stream_options
+
+
+def _merge_shortcuts(options, stream_options, name: str) -> dict | None:
+    shortcuts = {
+        key: options[key] for key in RENDERER_SHORTCUTS if options.get(key) is not None
+    }
+    if not shortcuts:
+        return stream_options
+    twice = sorted(set(shortcuts) & set(stream_options or ()))
+    if twice:
+        raise ConfigurationError(
+            'view %s: %s given both as a view option and in stream_options'
+            % (name, ', '.join(twice))
+        )
+    return {**(stream_options or {}), **shortcuts}
 
 
 def stream_view(view, info):
     name = describe_view(info)
-    stream, policy, content_type, filename = _check_options(info, name)
+    stream, policy, content_type, filename, stream_options = _check_options(info, name)
     disposition = content_disposition(filename) if filename else None
     if not stream:
         if content_type is None and policy is None and disposition is None:
@@ -87,7 +109,7 @@ def stream_view(view, info):
 
     registry = info.registry
     renderer = find_stream_renderer(
-        registry, info.options.get('renderer'), name, info.options.get('stream_options'),
+        registry, info.options.get('renderer'), name, stream_options,
         view=info.original_view,
     )
     default_type = content_type or renderer.content_type

@@ -70,7 +70,8 @@ class StreamFinished:
         :func:`transaction_outcome`);
     ``items``, ``bytes``, ``duration``
         items encoded, bytes handed to the server, seconds from the stream's
-        creation (in the view) to its close;
+        creation (in the view) to its close (``transaction_outcome``,
+        ``items_sent`` and ``bytes_sent`` are aliases);
     ``exception``
         the exception of an ``'error'`` outcome, else ``None``.
 
@@ -91,6 +92,23 @@ class StreamFinished:
         self.bytes: int = stream.bytes_sent
         self.duration: float = stream.duration
         self.exception: BaseException | None = stream.exception
+
+    # The issue's wording, as aliases: "the transaction outcome", "items and
+    # bytes sent".
+    @property
+    def transaction_outcome(self) -> str:
+        """Alias of :attr:`transaction`."""
+        return self.transaction
+
+    @property
+    def items_sent(self) -> int:
+        """Alias of :attr:`items`."""
+        return self.items
+
+    @property
+    def bytes_sent(self) -> int:
+        """Alias of :attr:`bytes`."""
+        return self.bytes
 
     @property
     def path(self) -> str:
