@@ -33,6 +33,8 @@ from .transaction import checkpoint as checkpoint
 from .sessions import commit_session as commit_session
 from .transaction import wrap_manager_hook
 from .headers import content_disposition as content_disposition
+from .live import listen as listen
+from .live import notify as notify
 
 __all__ = [
     'Batch',
@@ -48,6 +50,8 @@ __all__ = [
     'expose',
     'flush',
     'includeme',
+    'listen',
+    'notify',
     'request',
     'sse_idle',
     'stream_query',
@@ -94,6 +98,9 @@ def includeme(config) -> None:
       toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).
     - ``tgstream.StreamFinished`` is notified once per stream, after it
       ended, with its outcome.
+    - ``tgstream.notify(request, channel, payload)`` and
+      ``tgstream.listen(request, channel)``: live streams fed by committed
+      notifications (``tgstream.live.*`` settings).
 
     Settings (``tgstream.*``) are checked when the configuration is
     committed; see README.rst.
@@ -113,3 +120,4 @@ def includeme(config) -> None:
     config.include('.serializers')
     config.include('.templates')
     config.include('.toolbar')
+    config.include('.live')

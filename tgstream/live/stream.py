@@ -1,0 +1,60 @@
+"""The iterable :func:`tgstream.listen` returns."""
+from __future__ import annotations
+
+from collections import deque
+
+from ..sse import ServerSentEvent, idle
+from .hub import Event, Hub, Reset, Subscription
+
+
+def to_sse(item: Event | Reset) -> ServerSentEvent:
+    if item.__class__ is Reset:
+        return ServerSentEvent({'reason': item.reason}, event='reset')
+    return ServerSentEvent(item.data, id=item.id)
+
+
+class LiveStream:
+    """Items of one live stream: events, ``reset``, and ``sse_idle`` while
+    waiting. ``close()`` frees its slot in the hub (tgstream calls it when
+    the stream ends, fails, or its client leaves)."""
+
+    #: the transaction policy it runs under unless the view names one: the
+    #: view's transaction ends at view return; waiting holds nothing.
+    tgstream_transaction = 'view'
+
+    def __init__(self, hub: Hub, subscription: Subscription, backlog: list,
+                 head: str | None, keepalive: float):
+        self.hub = hub
+        self.subscription = subscription
+        self.backlog = deque(to_sse(item) for item in backlog)
+        if head is not None and (not backlog or backlog[-1].__class__ is Reset):
+            # a fresh (or reset) client learns the latest id -- an id-only
+            # event sets the EventSource's last event id -- so its next
+            # reconnection can be replayed
+            self.backlog.append(ServerSentEvent(id=head, comment='live'))
+        # wake often enough to emit keep-alives on time, not more
+        self.wait = min(max(keepalive / 3, 0.05), 5.0) if keepalive else 5.0
+        self.closed = False
+        self.started = False
+
+    def __iter__(self) -> 'LiveStream':
+        return self
+
+    def __next__(self):
+        if self.closed:
+            raise StopIteration
+        if self.backlog:
+            return self.backlog.popleft()
+        # the first item is primed inside the view: never wait there (the
+        # first idle sends a keep-alive comment, and with it the headers)
+        item = self.subscription.get(self.wait if self.started else 0)
+        self.started = True
+        return idle if item is None else to_sse(item)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.unsubscribe(self.subscription)
+
+    def __repr__(self) -> str:
+        return '<tgstream.LiveStream %r>' % self.subscription.channel
