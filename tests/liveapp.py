@@ -39,6 +39,8 @@ def live_app(engine, settings=None):
             raise RuntimeError('stream failed after notify')
 
     def feed(request):
+        if 'touch' in request.params:  # use (and so check out) a connection
+            request.dbsession.query(User).count()
         return tgstream.listen(request, request.params.get('channel', 'users'))
 
     def setup(config):
