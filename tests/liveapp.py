@@ -20,7 +20,8 @@ def live_app(engine, settings=None):
 
     def add(request):
         name = request.params['name']
-        request.dbsession.add(User(name=name))
+        if 'only' not in request.params:  # else: the notification is all it writes
+            request.dbsession.add(User(name=name))
         payload = {'name': name, 'pad': 'x' * 9000} if 'big' in request.params else {'name': name}
         tgstream.notify(request, request.params.get('channel', 'users'), payload)
         if 'doom' in request.params:

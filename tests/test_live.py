@@ -68,6 +68,14 @@ def test_commit_delivers_after_commit_in_order(backend):
     assert count_users(engine) == 3
 
 
+def test_a_transaction_that_only_notifies_delivers(backend):
+    app, hub, engine = backend
+    sub, _, _ = hub.subscribe('users', None)
+    webtest.TestApp(app).get('/add', {'name': 'only', 'only': '1'})
+    assert names(drain(sub, 1)) == ['only']
+    assert count_users(engine) == 0
+
+
 def test_abort_doom_and_failed_stream_deliver_nothing(backend):
     app, hub, engine = backend
     sub, _, _ = hub.subscribe('users', None)

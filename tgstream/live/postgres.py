@@ -51,6 +51,21 @@ def send(session, pg_channel: str, message: str) -> None:
         text('SELECT pg_notify(:channel, :message)'),
         {'channel': pg_channel, 'message': message},
     )
+    _mark_changed(session)
+
+
+def _mark_changed(session) -> None:
+    # zope.sqlalchemy rolls back a transaction that only ran statements (no
+    # flush): the notification must make it commit. The session joined the
+    # transaction (with its own manager) when it executed; only its state
+    # changes here.
+    try:
+        from zope.sqlalchemy import datamanager
+    except ImportError:  # pragma: no cover - not a zope.sqlalchemy app
+        return
+    real = session() if hasattr(session, 'registry') else session  # scoped_session
+    if datamanager._SESSION_STATE.get(real) is not None:
+        datamanager.mark_changed(real)
 
 
 class PostgresListener:
