@@ -53,27 +53,29 @@ if hasattr(os, 'register_at_fork'):
 
 
 class Subscription:
-    """One live stream's mailbox (a deque and a condition: cooperative
-    under gevent's monkey-patching, like every ``threading`` primitive)."""
+    """One live stream's mailbox: a deque and an event (cooperative under
+    gevent's monkey-patching, like every ``threading`` primitive; an event
+    wakes a waiting greenlet for a fraction of a condition's cost)."""
 
-    __slots__ = ('channel', 'items', 'cond', '__weakref__')
+    __slots__ = ('channel', 'items', 'ready', '__weakref__')
 
     def __init__(self, channel: str):
         self.channel = channel
         self.items: deque = deque()
-        self.cond = threading.Condition(threading.Lock())
+        self.ready = threading.Event()
 
-    def put(self, item: Event | Reset) -> None:
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify()
+    def put(self, item: Any) -> None:
+        self.items.append(item)  # (before set(): a woken reader finds it)
+        self.ready.set()
 
-    def get(self, timeout: float) -> Event | Reset | None:
+    def get(self, timeout: float) -> Any:
         """The next item, or ``None`` after ``timeout`` seconds without one."""
-        with self.cond:
-            if not self.items:
-                self.cond.wait(timeout)
-            return self.items.popleft() if self.items else None
+        items = self.items
+        if not items and timeout:
+            self.ready.wait(timeout)
+        # cleared before popping: an item put after this line sets it again
+        self.ready.clear()
+        return items.popleft() if items else None
 
 
 class Hub:
@@ -122,6 +124,9 @@ class Hub:
 
     def publish(self, event: Event) -> None:
         """Deliver a committed event to every stream on its channel."""
+        from .stream import to_sse
+
+        message = to_sse(event)  # built once, shared by every stream
         with self._lock:
             if self.history_size:
                 history = self._history.get(event.channel)
@@ -129,16 +134,19 @@ class Hub:
                     history = self._history[event.channel] = deque(maxlen=self.history_size)
                 history.append(event)
             for subscription in self._subscriptions.get(event.channel, ()):
-                subscription.put(event)
+                subscription.put(message)
 
     def reset_all(self, reason: str) -> None:
         """Events may have been lost (the listener reconnected): forget the
         history and tell every stream to reset."""
+        from .stream import to_sse
+
         with self._lock:
             self._history.clear()
             for subscriptions in self._subscriptions.values():
+                message = to_sse(Reset(reason))
                 for subscription in subscriptions:
-                    subscription.put(Reset(reason))
+                    subscription.put(message)
 
     def stream_count(self) -> int:
         """Live streams subscribed in this process."""

@@ -49,7 +49,7 @@ class LiveStream:
         # first idle sends a keep-alive comment, and with it the headers)
         item = self.subscription.get(self.wait if self.started else 0)
         self.started = True
-        return idle if item is None else to_sse(item)
+        return idle if item is None else item
 
     def close(self) -> None:
         if not self.closed:
