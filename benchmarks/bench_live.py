@@ -41,6 +41,7 @@ from tgstream.testing.servers import serve_gunicorn  # noqa: E402
 
 MARK_BEGIN = '<!-- bench_live: begin -->'
 MARK_END = '<!-- bench_live: end -->'
+LOAD = [0.0, 0.0, 0.0]
 
 
 def raise_fd_limit(needed: int) -> tuple[int, int]:
@@ -65,15 +66,16 @@ def get(server, path, timeout=10.0):
         connection.close()
 
 
-def worker_stats(server, workers: int, timeout=30.0) -> dict[int, dict]:
-    """/stats of every worker (new connections until each pid answered)."""
+def worker_stats(server, workers: int, timeout=30.0, trim=False) -> dict[int, dict]:
+    """/stats of every worker (new connections until each pid answered);
+    ``trim``: after a garbage collection and malloc_trim in each."""
     seen: dict[int, dict] = {}
     deadline = time.monotonic() + timeout
     while len(seen) < workers:
         if time.monotonic() > deadline:
             raise RuntimeError('only workers %s answered /stats' % sorted(seen))
         try:
-            status, body = get(server, '/stats')
+            status, body = get(server, '/stats?trim=1' if trim else '/stats')
         except OSError:  # a worker still booting
             time.sleep(0.1)
             continue
@@ -90,6 +92,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def connections(engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text(
@@ -97,6 +105,16 @@ def connections(engine) -> dict[str, int]:
             "WHERE application_name IN ('tgstream-live-listener', 'tgstream-bench-pool') "
             "GROUP BY application_name")).all()
     return {name: count for name, count in rows}
+
+
+async def wait_streams_gone(server, workers, timeout, blocking) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = await blocking(worker_stats, server, workers)
+        if not sum(s['streams'] for s in stats.values()):
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)
 
 
 class Client:
@@ -132,6 +150,78 @@ async def run_client(client: Client, host: str, port: int) -> None:
         return
 
 
+def client_process(host: str, port: int, count: int, timeout: float, pipe) -> None:
+    """A client process: ``count`` SSE clients. Protocol on ``pipe``: sends
+    ``'ready'`` once all received their first keep-alive, waits for
+    ``'leave'``, closes them, sends each client's ``received`` list."""
+    async def run():
+        loop = asyncio.get_running_loop()
+        clients = [Client() for _ in range(count)]
+        for start in range(0, count, 100):
+            batch = clients[start:start + 100]
+            for client in batch:
+                client.task = asyncio.ensure_future(run_client(client, host, port))
+            await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in batch)), timeout)
+        pipe.send('ready')
+        while True:
+            command = await loop.run_in_executor(None, pipe.recv)
+            if command == 'leave':
+                break
+            pipe.send([len(c.received) for c in clients])  # 'progress'
+        for client in clients:
+            client.writer.close()
+        await asyncio.gather(*(c.task for c in clients), return_exceptions=True)
+        pipe.send([c.received for c in clients])
+
+    asyncio.run(run())
+
+
+class ClientProcesses:
+    """``processes`` client processes sharing ``count`` clients."""
+
+    def __init__(self, server, count: int, processes: int, timeout: float):
+        import multiprocessing
+
+        context = multiprocessing.get_context('spawn')  # (the parent runs an event loop)
+        self.pipes, self.procs = [], []
+        for n in range(processes):
+            share = count // processes + (1 if n < count % processes else 0)
+            parent, child = context.Pipe()
+            proc = context.Process(target=client_process,
+                                   args=(server.host, server.port, share, timeout, child),
+                                   daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+        self.timeout = timeout
+
+    def _recv(self, pipe):
+        if not pipe.poll(self.timeout):
+            raise RuntimeError('a client process did not answer within %ss' % self.timeout)
+        return pipe.recv()
+
+    def wait_ready(self) -> None:
+        for pipe in self.pipes:
+            assert self._recv(pipe) == 'ready'
+
+    def progress(self) -> list[int]:
+        counts = []
+        for pipe in self.pipes:
+            pipe.send('progress')
+            counts += self._recv(pipe)
+        return counts
+
+    def leave(self) -> list[list[tuple[int, float]]]:
+        received = []
+        for pipe in self.pipes:
+            pipe.send('leave')
+        for pipe in self.pipes:
+            received += self._recv(pipe)
+        for proc in self.procs:
+            proc.join(self.timeout)
+        return received
+
+
 async def measure(server, args, engine, report):
     workers = args.workers
     loop = asyncio.get_running_loop()
@@ -140,21 +230,23 @@ async def measure(server, args, engine, report):
         return loop.run_in_executor(None, fn, *a)
 
     # -- baseline (hubs started and listeners connected by /stats) ----------
-    before = await blocking(worker_stats, server, workers)
-    await asyncio.sleep(1.0)
-    before = await blocking(worker_stats, server, workers)
+    cold = await blocking(worker_stats, server, workers, 30.0, True)
+    cold_rss = {pid: rss_kib(pid) for pid in cold}
+    # warm-up: the same clients connect and leave once (first-use costs:
+    # greenlet and socket free lists, code paths), so the baseline below is
+    # the steady state
+    warm = ClientProcesses(server, args.clients, args.client_processes, args.timeout)
+    await blocking(warm.wait_ready)
+    await blocking(warm.leave)
+    await wait_streams_gone(server, workers, args.timeout, blocking)
+    before = await blocking(worker_stats, server, workers, 30.0, True)
     base_conn = await blocking(connections, engine)
     base_rss = {pid: rss_kib(pid) for pid in before}
 
-    # -- connect ------------------------------------------------------------
-    clients = [Client() for _ in range(args.clients)]
+    # -- connect --------------------------------------------------------------
     started = time.monotonic()
-    for start in range(0, len(clients), 100):
-        batch = clients[start:start + 100]
-        for client in batch:
-            client.task = asyncio.ensure_future(run_client(client, server.host, server.port))
-        await asyncio.wait_for(
-            asyncio.gather(*(c.ready.wait() for c in batch)), args.timeout)
+    group = ClientProcesses(server, args.clients, args.client_processes, args.timeout)
+    await blocking(group.wait_ready)
     connect_seconds = time.monotonic() - started
     await asyncio.sleep(2.0)  # let the workers settle
     during = await blocking(worker_stats, server, workers)
@@ -176,30 +268,25 @@ async def measure(server, args, engine, report):
             (rolled_back if rollback else committed).append(seq)
             time.sleep(args.interval)
 
+    cpu_before = {pid: cpu_seconds(pid) for pid in during}
     await blocking(publish_all)
     deadline = time.monotonic() + args.timeout
-    while any(len(c.received) < len(committed) for c in clients):
-        if time.monotonic() > deadline:
+    while time.monotonic() < deadline:
+        if min(await blocking(group.progress)) >= len(committed):
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    cpu_publish = sum(cpu_seconds(pid) - cpu_before[pid] for pid in during)
     await asyncio.sleep(1.0)  # anything late (duplicates, rolled back) shows up now
-    latencies = sorted(lat for c in clients for _, lat in c.received)
-    exact = sum(1 for c in clients if [s for s, _ in c.received] == committed)
-    lost = sum(len(set(committed) - {s for s, _ in c.received}) for c in clients)
-    duplicated = sum(len(c.received) - len({s for s, _ in c.received}) for c in clients)
-    leaked = sum(1 for c in clients for s, _ in c.received if s in rolled_back)
+    received = await blocking(group.leave)
+    latencies = sorted(lat for r in received for _, lat in r)
+    exact = sum(1 for r in received if [s for s, _ in r] == committed)
+    lost = sum(len(set(committed) - {s for s, _ in r}) for r in received)
+    duplicated = sum(len(r) - len({s for s, _ in r}) for r in received)
+    leaked = sum(1 for r in received for s, _ in r if s in rolled_back)
 
-    # -- leave --------------------------------------------------------------
-    for client in clients:
-        client.writer.close()
-    await asyncio.gather(*(c.task for c in clients), return_exceptions=True)
-    deadline = time.monotonic() + args.timeout
-    after = await blocking(worker_stats, server, workers)
-    while sum(s['streams'] for s in after.values()) and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        after = await blocking(worker_stats, server, workers)
-    await asyncio.sleep(1.0)
-    after = await blocking(worker_stats, server, workers)
+    # -- left ---------------------------------------------------------------
+    await wait_streams_gone(server, workers, args.timeout, blocking)
+    after = await blocking(worker_stats, server, workers, 30.0, True)
     after_conn = await blocking(connections, engine)
     after_rss = {pid: rss_kib(pid) for pid in after}
 
@@ -222,6 +309,8 @@ async def measure(server, args, engine, report):
         'mean': statistics.mean(latencies) * 1000 if latencies else float('nan'),
         'rss_per_stream_kib': rss_per_stream,
         'rss': {pid: (base_rss[pid], idle_rss.get(pid), after_rss.get(pid)) for pid in base_rss},
+        'cold_rss': cold_rss,
+        'cpu_per_delivery_us': cpu_publish / max(len(committed) * streams, 1) * 1e6,
         'greenlets': {pid: (before[pid]['greenlets'], during[pid]['greenlets'],
                             after[pid]['greenlets']) for pid in before},
         'connections': (base_conn, during_conn, after_conn),
@@ -258,7 +347,7 @@ def check(result, args) -> list[str]:
         if a > b + 5:
             failures.append('worker %d greenlets %d -> %d' % (pid, b, a))
     for pid, (b, d, a) in result['rss'].items():
-        if a - b > 16 * 1024:
+        if a - b > 4 * 1024:
             failures.append('worker %d RSS after %d KiB vs baseline %d' % (pid, a, b))
     return failures
 
@@ -273,20 +362,21 @@ def markdown(result, args, failures, took, command) -> str:
         '# Live streams benchmark',
         '',
         'Command: `%s`  ' % command,
-        'Date: %s; took %.0f s  ' % (datetime.datetime.now().strftime('%Y-%m-%d %H:%M'), took),
+        'Date: %s; took %.0f s; load average before the run %.1f (the machine is '
+        'shared)  ' % (datetime.datetime.now().strftime('%Y-%m-%d %H:%M'), took, LOAD[0]),
         'Machine: %d cores; %s; Python %s; gunicorn %s, gevent %s, psycopg %s, PostgreSQL on 127.0.0.1' % (
             os.cpu_count(), platform.platform(), platform.python_version(),
             version('gunicorn'), version('gevent'), version('psycopg')),
         '',
         '%d gunicorn gevent workers (`--worker-connections %d`), `tgstream.live.backend = '
-        'postgresql`, request pool %d per worker; %d SSE clients (asyncio, raw sockets, one '
-        'process) on `/feed` = `tgstream.listen(request, \'bench\')`, split by the kernel '
+        'postgresql`, request pool %d per worker; %d SSE clients (asyncio, raw sockets, in %d '
+        'processes) on `/feed` = `tgstream.listen(request, \'bench\')`, split by the kernel '
         'between the workers %s. Then %d notifications committed and %d rolled back (doomed), '
         'one every %.0f ms, each by a new request to either worker. Latency: client receive '
         'time minus the server\'s `time.time()` taken just before the commit (so it includes '
         'the commit itself).' % (
             args.workers, args.worker_connections, args.pool, args.clients,
-            sorted(result['per_worker'].values()), result['committed'],
+            args.client_processes, sorted(result['per_worker'].values()), result['committed'],
             result['rolled_back'], args.interval * 1000),
         '',
         '| measure | value | target |',
@@ -306,12 +396,19 @@ def markdown(result, args, failures, took, command) -> str:
             during.get('tgstream-bench-pool', 0), after.get('tgstream-bench-pool', 0),
             args.workers * args.pool),
         '| live streams after the clients left | %d | 0 |' % result['streams_after'],
+        '| server CPU per delivery (both workers, while publishing, incl. the publish requests) '
+        '| %.0f µs | |' % result['cpu_per_delivery_us'],
     ]
     for pid, (b, d, a) in sorted(result['rss'].items()):
         gb, gd, ga = result['greenlets'][pid]
-        lines.append('| worker %d RSS before / with clients / after; greenlets | %.1f / %.1f / %.1f MiB; '
+        lines.append('| worker %d RSS before / with clients / after (before and after: after gc and '
+                     'malloc_trim); greenlets | %.1f / %.1f / %.1f MiB; '
                      '%d / %d / %d | back to baseline |' % (
                          pid, b / 1024, d / 1024, a / 1024, gb, gd, ga))
+    lines += ['', 'RSS of each worker before the warm-up round (cold, after gc and malloc_trim): %s MiB; '
+              'the warm-up round (the same clients connect and leave once) grows it once, by '
+              'first-use costs; the baseline above is taken after it.' % ', '.join(
+                  '%.1f' % (v / 1024) for v in result['cold_rss'].values())]
     lines += ['', 'Result: %s' % ('all targets met' if not failures else
                                   'FAILED: ' + '; '.join(failures)), MARK_END]
     return '\n'.join(lines) + '\n'
@@ -336,6 +433,7 @@ def main(argv=None) -> int:
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--worker-connections', type=int, default=2000)
     parser.add_argument('--pool', type=int, default=5)
+    parser.add_argument('--client-processes', type=int, default=2)
     parser.add_argument('--events', type=int, default=20)
     parser.add_argument('--rollbacks', type=int, default=5)
     parser.add_argument('--interval', type=float, default=0.1)
@@ -347,6 +445,7 @@ def main(argv=None) -> int:
     parser.add_argument('--no-write', action='store_true', help='do not update RESULTS.md')
     args = parser.parse_args(argv)
     started = time.monotonic()
+    LOAD[:] = os.getloadavg()
     limit = raise_fd_limit(2 * args.clients + 256)
     print('file descriptors: soft limit %d (hard %d)' % limit)
 

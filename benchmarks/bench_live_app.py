@@ -7,7 +7,8 @@ Cookiecutter wiring (pyramid_tm, explicit manager, zope.sqlalchemy,
 ``/publish?seq=N``  writes a row and notifies ``{"seq": N, "t": <time>}``
               (``t``: wall clock just before the commit); ``&rollback=1``
               dooms the transaction instead
-``/stats``    this worker's pid, live streams, greenlets, RSS
+``/stats``    this worker's pid, live streams, greenlets, RSS (``?trim=1``:
+              after gc and malloc_trim)
 Configured by ``BENCH_LIVE_*`` environment variables (``app()``).
 """
 from __future__ import annotations
@@ -58,7 +59,18 @@ def rss_kib() -> int:
 
 
 def stats(request):
+    """``?trim=1``: collect garbage and return freed heap to the OS first
+    (glibc keeps it otherwise), so RSS shows what is still in use."""
     import greenlet
+
+    if request.params.get('trim'):
+        gc.collect()
+        try:
+            import ctypes
+
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
     return {
         'pid': os.getpid(),

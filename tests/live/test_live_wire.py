@@ -160,3 +160,17 @@ def test_listener_reconnects_and_streams_reset(live, pg_engine, pg_url):
             client.close()
     finally:
         stop_hub(app.registry)
+
+
+def test_idle_feed_sends_keepalives_at_the_interval(served):
+    url, app, engine = served  # tgstream.sse.keepalive = 0.2
+    client = SSEClient(url + '/feed')
+    try:
+        started = time.monotonic()
+        events = client.read_until(lambda events: len(events) >= 6, timeout=20)
+        elapsed = time.monotonic() - started
+        assert all(e == {':': 'keep-alive'} for e in events)
+        # 5 intervals after the first: at least 1 s; generous upper bound
+        assert 0.9 <= elapsed < 10, elapsed
+    finally:
+        client.close()

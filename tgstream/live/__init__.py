@@ -176,7 +176,8 @@ def _check_size(channel: str, message: str) -> None:
         )
 
 
-def listen(request, channel: str, *, last_event_id: str | None = None) -> LiveStream:
+def listen(request, channel: str, *, last_event_id: str | None = None,
+           keepalive: float | None = None) -> LiveStream:
     """The committed events of ``channel``, as an ``sse`` stream's items.
 
     Return it from a ``stream=True`` view with ``renderer='sse'``. It
@@ -189,7 +190,9 @@ def listen(request, channel: str, *, last_event_id: str | None = None) -> LiveSt
     ``Last-Event-ID`` (header, or ``last_event_id=``) still in the history
     gets what it missed, otherwise one ``event: reset`` first: reload your
     state. A ``reset`` also follows a reconnection of the PostgreSQL
-    listener.
+    listener. ``keepalive``: give the view's ``keepalive`` renderer option
+    here too when it differs from ``tgstream.sse.keepalive`` (the stream
+    wakes when one is due).
 
     Example::
 
@@ -203,7 +206,8 @@ def listen(request, channel: str, *, last_event_id: str | None = None) -> LiveSt
     _check_channel(channel)
     if last_event_id is None:
         last_event_id = request.headers.get('Last-Event-ID') or None
-    keepalive = get_settings(request.registry).sse_keepalive
+    if keepalive is None:
+        keepalive = get_settings(request.registry).sse_keepalive
     hub = get_hub(request.registry)
     subscription, backlog, head = hub.subscribe(channel, last_event_id)
     return LiveStream(hub, subscription, backlog, head, keepalive)

@@ -52,29 +52,40 @@ if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=ids.renew)
 
 
+class _Channel:
+    # The streams of one channel and their shared wake-up signal: a publish
+    # appends to every mailbox, then sets one event that wakes them all (far
+    # cheaper under gevent than one event per stream).
+    __slots__ = ('subscriptions', 'signal')
+
+    def __init__(self):
+        self.subscriptions: set[Subscription] = set()
+        self.signal = threading.Event()
+
+    def wake(self) -> None:
+        signal, self.signal = self.signal, threading.Event()
+        signal.set()
+
+
 class Subscription:
-    """One live stream's mailbox: a deque and an event (cooperative under
-    gevent's monkey-patching, like every ``threading`` primitive; an event
-    wakes a waiting greenlet for a fraction of a condition's cost)."""
+    """One live stream's mailbox (``threading`` primitives: cooperative
+    under gevent's monkey-patching)."""
 
-    __slots__ = ('channel', 'items', 'ready', '__weakref__')
+    __slots__ = ('channel', 'items', 'hub_channel', '__weakref__')
 
-    def __init__(self, channel: str):
+    def __init__(self, channel: str, hub_channel: _Channel):
         self.channel = channel
         self.items: deque = deque()
-        self.ready = threading.Event()
-
-    def put(self, item: Any) -> None:
-        self.items.append(item)  # (before set(): a woken reader finds it)
-        self.ready.set()
+        self.hub_channel = hub_channel
 
     def get(self, timeout: float) -> Any:
         """The next item, or ``None`` after ``timeout`` seconds without one."""
+        # the signal is taken before the mailbox is checked: an item
+        # appended after the check comes with a set() of this signal
+        signal = self.hub_channel.signal
         items = self.items
         if not items and timeout:
-            self.ready.wait(timeout)
-        # cleared before popping: an item put after this line sets it again
-        self.ready.clear()
+            signal.wait(timeout)
         return items.popleft() if items else None
 
 
@@ -85,7 +96,7 @@ class Hub:
         self.history_size = history
         self.pid = os.getpid()
         self._lock = threading.Lock()
-        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._channels: dict[str, _Channel] = {}
         self._history: dict[str, deque[Event]] = {}
         #: the backend's listener, if it has one (PostgreSQL)
         self.listener: Any = None
@@ -100,8 +111,11 @@ class Hub:
         history), and the id of the channel's latest event (``None`` if none).
         Atomic with :meth:`publish`: nothing falls between backlog and queue.
         """
-        subscription = Subscription(channel)
         with self._lock:
+            hub_channel = self._channels.get(channel)
+            if hub_channel is None:
+                hub_channel = self._channels[channel] = _Channel()
+            subscription = Subscription(channel, hub_channel)
             history = self._history.get(channel, ())
             head = history[-1].id if history else None
             backlog: list = []
@@ -111,16 +125,17 @@ class Hub:
                     backlog = list(history)[known.index(last_event_id) + 1:]
                 else:
                     backlog = [Reset('unknown Last-Event-ID %r' % (last_event_id,))]
-            self._subscriptions.setdefault(channel, set()).add(subscription)
+            hub_channel.subscriptions.add(subscription)
         return subscription, backlog, head
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
-            subscriptions = self._subscriptions.get(subscription.channel)
-            if subscriptions is not None:
-                subscriptions.discard(subscription)
-                if not subscriptions:
-                    del self._subscriptions[subscription.channel]
+            hub_channel = subscription.hub_channel
+            hub_channel.subscriptions.discard(subscription)
+            if not hub_channel.subscriptions and self._channels.get(
+                subscription.channel
+            ) is hub_channel:
+                del self._channels[subscription.channel]
 
     def publish(self, event: Event) -> None:
         """Deliver a committed event to every stream on its channel."""
@@ -133,25 +148,29 @@ class Hub:
                 if history is None:
                     history = self._history[event.channel] = deque(maxlen=self.history_size)
                 history.append(event)
-            for subscription in self._subscriptions.get(event.channel, ()):
-                subscription.put(message)
+            hub_channel = self._channels.get(event.channel)
+            if hub_channel is not None:
+                for subscription in hub_channel.subscriptions:
+                    subscription.items.append(message)
+                hub_channel.wake()
 
     def reset_all(self, reason: str) -> None:
         """Events may have been lost (the listener reconnected): forget the
         history and tell every stream to reset."""
         from .stream import to_sse
 
+        message = to_sse(Reset(reason))
         with self._lock:
             self._history.clear()
-            for subscriptions in self._subscriptions.values():
-                message = to_sse(Reset(reason))
-                for subscription in subscriptions:
-                    subscription.put(message)
+            for hub_channel in self._channels.values():
+                for subscription in hub_channel.subscriptions:
+                    subscription.items.append(message)
+                hub_channel.wake()
 
     def stream_count(self) -> int:
         """Live streams subscribed in this process."""
         with self._lock:
-            return sum(len(s) for s in self._subscriptions.values())
+            return sum(len(c.subscriptions) for c in self._channels.values())
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the backend's listener (if any) and wake every stream."""

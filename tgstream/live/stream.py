@@ -1,6 +1,7 @@
 """The iterable :func:`tgstream.listen` returns."""
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from ..sse import ServerSentEvent, idle
@@ -32,8 +33,9 @@ class LiveStream:
             # event sets the EventSource's last event id -- so its next
             # reconnection can be replayed
             self.backlog.append(ServerSentEvent(id=head, comment='live'))
-        # wake often enough to emit keep-alives on time, not more
-        self.wait = min(max(keepalive / 3, 0.05), 5.0) if keepalive else 5.0
+        self.keepalive = keepalive
+        #: when the encoder last wrote (an event, or a keep-alive comment)
+        self.last_output = time.monotonic()
         self.closed = False
         self.started = False
 
@@ -45,11 +47,26 @@ class LiveStream:
             raise StopIteration
         if self.backlog:
             return self.backlog.popleft()
-        # the first item is primed inside the view: never wait there (the
-        # first idle sends a keep-alive comment, and with it the headers)
-        item = self.subscription.get(self.wait if self.started else 0)
+        # The first item is primed inside the view: never wait there (the
+        # first idle sends a keep-alive comment, and with it the headers).
+        # Then wake only when a keep-alive is due (one wake-up per interval
+        # per idle stream; the margin covers the encoder's own clock).
+        keepalive = self.keepalive
+        if not self.started:
+            wait = 0.0
+        elif keepalive:
+            wait = max(self.last_output + keepalive - time.monotonic(), 0.0) + 0.05
+        else:
+            wait = 5.0
         self.started = True
-        return idle if item is None else item
+        item = self.subscription.get(wait)
+        now = time.monotonic()
+        if item is None:
+            if keepalive and now - self.last_output >= keepalive:
+                self.last_output = now  # the encoder sends a keep-alive
+            return idle
+        self.last_output = now
+        return item
 
     def close(self) -> None:
         if not self.closed:
