@@ -388,7 +388,11 @@ def markdown(result, args, failures, took, command) -> str:
         '| rolled-back notifications delivered | %d | 0 |' % result['leaked'],
         '| latency from commit p50 / p99 / max | %.1f / %.1f / %.1f ms | p99 ≤ 250 ms |' % (
             result['p50'], result['p99'], result['max']),
-        '| server RSS per idle stream | %.1f KiB | ≤ 50 KiB |' % result['rss_per_stream_kib'],
+        '| server RSS per idle stream, after the warm-up round (cold: from before it) '
+        '| %.1f KiB (cold %.1f KiB) | ≤ 50 KiB |' % (
+            result['rss_per_stream_kib'],
+            (sum(v[1] for v in result['rss'].values()) - sum(result['cold_rss'].values()))
+            / max(result['streams'], 1)),
         '| DB connections before / with clients / after | listeners %s / %s / %s; pool %s / %s / %s '
         '| one listener per worker; pool ≤ %d |' % (
             base.get('tgstream-live-listener', 0), during.get('tgstream-live-listener', 0),
