@@ -200,3 +200,22 @@ def test_notify_without_transaction_is_a_clear_error(sqlite_engine):
 def test_bad_settings_are_configuration_errors(make_app, settings, message):
     with pytest.raises(ConfigurationError, match=message):
         make_app(settings=settings)
+
+
+def test_streams_end_when_the_hub_stops(sqlite_engine):
+    import threading
+
+    app = live_app(sqlite_engine, {'tgstream.sse.keepalive': '10'})
+    environ = webtest.TestRequest.blank('/feed').environ
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    chunks = iter(body)
+    assert next(chunks) == b': keep-alive\n\n'
+    rest = []
+    reader = threading.Thread(target=lambda: rest.extend(chunks))
+    reader.start()  # blocks in the stream, waiting for an event
+    stop_hub(app.registry)
+    reader.join(10)
+    assert not reader.is_alive() and rest == []
+    body.close()
+    assert get_hub(app.registry).stream_count() == 0
+    stop_hub(app.registry)

@@ -78,13 +78,15 @@ class Subscription:
         self.items: deque = deque()
         self.hub_channel = hub_channel
 
-    def get(self, timeout: float) -> Any:
-        """The next item, or ``None`` after ``timeout`` seconds without one."""
+    def get(self, timeout: float | None) -> Any:
+        """The next item, or ``None`` after ``timeout`` seconds without one
+        (``None``: until the channel is woken -- an event, or the hub's
+        ticker -- which spares a timer per wait)."""
         # the signal is taken before the mailbox is checked: an item
         # appended after the check comes with a set() of this signal
         signal = self.hub_channel.signal
         items = self.items
-        if not items and timeout:
+        if not items and timeout != 0:
             signal.wait(timeout)
         return items.popleft() if items else None
 
@@ -100,6 +102,37 @@ class Hub:
         self._history: dict[str, deque[Event]] = {}
         #: the backend's listener, if it has one (PostgreSQL)
         self.listener: Any = None
+        #: seconds between the ticker's wake-ups of every stream (keep-alive
+        #: checks); set by :meth:`tick_every`
+        self.tick: float | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def tick_every(self, seconds: float) -> None:
+        """Wake every stream at least every ``seconds`` (the smallest asked
+        for wins): idle streams then send their keep-alive when it is due and
+        notice a client that left. One thread (greenlet) per hub."""
+        with self._lock:
+            if self.tick is None or seconds < self.tick:
+                self.tick = seconds
+            if self._ticker is None:
+                self._ticker = threading.Thread(
+                    target=self._run_ticker, name='tgstream-live-ticker', daemon=True)
+                self._ticker.start()
+
+    def _run_ticker(self) -> None:
+        while not self._stopped.wait(self.tick):
+            self.wake_all()
+
+    def wake_all(self) -> None:
+        with self._lock:
+            channels = list(self._channels.values())
+        for hub_channel in channels:
+            hub_channel.wake()
 
     def subscribe(
         self, channel: str, last_event_id: str | None
@@ -173,6 +206,8 @@ class Hub:
             return sum(len(c.subscriptions) for c in self._channels.values())
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the backend's listener (if any) and wake every stream."""
+        """Stop the backend's listener (if any) and the ticker."""
+        self._stopped.set()
         if self.listener is not None:
             self.listener.stop(timeout)
+        self.wake_all()

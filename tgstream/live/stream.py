@@ -1,7 +1,6 @@
 """The iterable :func:`tgstream.listen` returns."""
 from __future__ import annotations
 
-import time
 from collections import deque
 
 from ..sse import ServerSentEvent, idle
@@ -33,9 +32,9 @@ class LiveStream:
             # event sets the EventSource's last event id -- so its next
             # reconnection can be replayed
             self.backlog.append(ServerSentEvent(id=head, comment='live'))
-        self.keepalive = keepalive
-        #: when the encoder last wrote (an event, or a keep-alive comment)
-        self.last_output = time.monotonic()
+        # wake every stream at least twice per keep-alive interval: one is
+        # sent between keepalive and 1.5 x keepalive seconds of silence
+        hub.tick_every(min(max(keepalive / 2, 0.05), 5.0) if keepalive else 5.0)
         self.closed = False
         self.started = False
 
@@ -49,24 +48,12 @@ class LiveStream:
             return self.backlog.popleft()
         # The first item is primed inside the view: never wait there (the
         # first idle sends a keep-alive comment, and with it the headers).
-        # Then wake only when a keep-alive is due (one wake-up per interval
-        # per idle stream; the margin covers the encoder's own clock).
-        keepalive = self.keepalive
-        if not self.started:
-            wait = 0.0
-        elif keepalive:
-            wait = max(self.last_output + keepalive - time.monotonic(), 0.0) + 0.05
-        else:
-            wait = 5.0
+        # Then wait until an event, or the hub's ticker, wakes the channel.
+        item = self.subscription.get(None if self.started else 0)
         self.started = True
-        item = self.subscription.get(wait)
-        now = time.monotonic()
-        if item is None:
-            if keepalive and now - self.last_output >= keepalive:
-                self.last_output = now  # the encoder sends a keep-alive
-            return idle
-        self.last_output = now
-        return item
+        if item is None and self.hub.stopped:
+            raise StopIteration  # the hub was stopped: end the stream
+        return idle if item is None else item
 
     def close(self) -> None:
         if not self.closed:
