@@ -219,3 +219,10 @@ def test_streams_end_when_the_hub_stops(sqlite_engine):
     body.close()
     assert get_hub(app.registry).stream_count() == 0
     stop_hub(app.registry)
+
+
+def test_notify_and_listen_need_a_request():
+    with pytest.raises(RuntimeError, match=r'notify\(\) needs a request'):
+        tgstream.notify(None, 'users', {})
+    with pytest.raises(RuntimeError, match=r'listen\(\) needs a request'):
+        tgstream.listen(None, 'users')

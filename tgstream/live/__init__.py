@@ -78,6 +78,16 @@ def stop_hub(registry, timeout: float = 5.0) -> None:
         hub.stop(timeout)
 
 
+def _request(request, name: str):
+    request = request if request is not None else get_current_request()
+    if request is None:
+        raise RuntimeError(
+            'tgstream.%s() needs a request: call it in a view or a stream, or '
+            'pass the request' % name
+        )
+    return request
+
+
 def _check_channel(channel: Any) -> str:
     if not isinstance(channel, str) or not channel or len(channel) > 200 or any(
         ord(c) < 32 for c in channel
@@ -146,7 +156,7 @@ def notify(request, channel: str, payload: Any, *, session: Any = None) -> str:
     """
     from ..jsonrules import JSONEncoding
 
-    request = request if request is not None else get_current_request()
+    request = _request(request, 'notify')
     _check_channel(channel)
     data = JSONEncoding(request, one_line=True).dumps(payload).decode('utf-8')
     event = Event(channel, ids.next(), data)
@@ -202,12 +212,17 @@ def listen(request, channel: str, *, last_event_id: str | None = None,
     """
     from ..settings import get_settings
 
-    request = request if request is not None else get_current_request()
+    request = _request(request, 'listen')
     _check_channel(channel)
     if last_event_id is None:
         last_event_id = request.headers.get('Last-Event-ID') or None
     if keepalive is None:
         keepalive = get_settings(request.registry).sse_keepalive
     hub = get_hub(request.registry)
+    listener = hub.listener
+    if listener is not None and not listener.connected.is_set() and not listener.connections:
+        # the process's first streams: subscribe once LISTEN is in place (a
+        # database still unreachable after this gets them a reset later)
+        listener.connected.wait(listener.first_wait)
     subscription, backlog, head = hub.subscribe(channel, last_event_id)
     return LiveStream(hub, subscription, backlog, head, keepalive)

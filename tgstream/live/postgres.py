@@ -73,6 +73,8 @@ class PostgresListener:
 
     #: seconds a ``notifies()`` call waits before checking for stop()
     poll = 1.0
+    #: seconds the first listen() of a process waits for the first LISTEN
+    first_wait = 5.0
     max_delay = 5.0
 
     def __init__(self, hub: Hub, url: str, pg_channel: str):
@@ -120,6 +122,10 @@ class PostgresListener:
                     # notifications sent while we were away are lost
                     self.hub.reset_all('the live listener reconnected')
                     log.warning('tgstream live listener: reconnected')
+                elif self.hub.stream_count():
+                    # streams that subscribed before the first LISTEN (the
+                    # database was unreachable) may have missed events
+                    self.hub.reset_all('the live listener connected late')
                 self.connected.set()
                 delay = 0.05
                 while not self._stop.is_set():
