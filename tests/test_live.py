@@ -226,3 +226,19 @@ def test_notify_and_listen_need_a_request():
         tgstream.notify(None, 'users', {})
     with pytest.raises(RuntimeError, match=r'listen\(\) needs a request'):
         tgstream.listen(None, 'users')
+
+
+def test_a_feed_read_in_process_with_open_stream(sqlite_engine):
+    """How an app tests its live feed without a server."""
+    from tgstream.testing import open_stream
+
+    app = live_app(sqlite_engine)
+    try:
+        with open_stream(app, '/feed') as feed:
+            assert feed.next_chunk() == b': keep-alive\n\n'
+            webtest.TestApp(app).get('/add', {'name': 'ann'})
+            chunk = feed.next_chunk()
+            assert chunk.startswith(b'id: ') and chunk.endswith(b'\ndata: {"name":"ann"}\n\n')
+        assert get_hub(app.registry).stream_count() == 0
+    finally:
+        stop_hub(app.registry)
