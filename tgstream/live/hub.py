@@ -5,18 +5,21 @@ memory backend after the committing transaction, the PostgreSQL listener as
 notifications arrive). The hub keeps the last ``history`` events of each
 channel so a reconnecting client can be replayed what it missed, or told to
 ``reset`` when that is no longer known.
+
+Streams wait on one shared signal per channel, without a timer; a ticker
+thread (a greenlet under gevent) wakes every channel twice per keep-alive
+interval, so idle streams send their keep-alives and notice departed
+clients. Waking is cheap: a publish costs one ``set()`` per channel, not
+per stream.
 """
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import secrets
 import threading
 from collections import deque
 from typing import Any, NamedTuple
-
-log = logging.getLogger('tgstream.live')
 
 
 class Event(NamedTuple):
