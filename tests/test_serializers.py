@@ -20,7 +20,7 @@ from sqlalchemy import Column, MetaData, Table, select
 from zope.interface import Interface, implementer
 
 import tgstream
-from tgstream import jsonrules
+from tgstream.renderers import jsonrules
 from tgstream.testing import open_stream
 
 

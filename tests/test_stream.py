@@ -272,7 +272,7 @@ def test_empty_stream(make_testapp):
 def _stream(items, **kw):
     from pyramid.testing import DummyRequest
 
-    from tgstream.encoders import RawEncoder
+    from tgstream.renderers.encoders import RawEncoder
 
     request = DummyRequest()
     stream = StreamIterator(request, items, RawEncoder(), **kw)
@@ -354,7 +354,7 @@ def test_dropped_stream_is_closed_by_gc_on_another_thread(make_app):
 
 
 def test_encoder_error_marker_is_sent_then_the_response_is_cut(make_app, tgstream_log):
-    from tgstream.encoders import RawEncoder
+    from tgstream.renderers.encoders import RawEncoder
 
     class Marked(RawEncoder):
         def error(self):

@@ -147,7 +147,7 @@ def test_commit_failure_at_the_end_cuts_the_response(engine, tgstream_log):
 
 
 def test_json_array_closing_bytes_come_after_the_commit(engine):
-    from tgstream.encoders import RawEncoder
+    from tgstream.renderers.encoders import RawEncoder
 
     events = []
 

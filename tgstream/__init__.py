@@ -22,8 +22,8 @@ from .renderers import add_stream_renderer
 from .settings import StreamSettings as StreamSettings
 from .settings import parse_settings
 from .query import stream_query as stream_query
-from .sse import ServerSentEvent as ServerSentEvent
-from .sse import idle as sse_idle
+from .renderers.sse import ServerSentEvent as ServerSentEvent
+from .renderers.sse import idle as sse_idle
 from .items import Batch as Batch
 from .items import StreamEncodeError as StreamEncodeError
 from .stream import StreamIterator as StreamIterator
@@ -110,6 +110,5 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
-    config.include('.serializers')
-    config.include('.templates')
+    config.include('.renderers')
     config.include('.toolbar')

@@ -1,5 +1,5 @@
-"""What a stream may yield besides its items, and the error for an item
-that cannot be encoded."""
+"""What a stream may yield besides its items, the marker of a batch of
+rows from one result, and the error for an item that cannot be encoded."""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -42,6 +42,16 @@ class Batch:
 
     def __repr__(self) -> str:
         return '<tgstream.Batch of %d items>' % len(self.items)
+
+
+class ResultRows(list):
+    """A list of rows that all come from one result (same columns).
+
+    :func:`tgstream.stream_query` batches are such lists, which lets the
+    encoders skip checking each row's columns.
+    """
+
+    __slots__ = ()
 
 
 class StreamEncodeError(Exception):

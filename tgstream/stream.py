@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from .context import request_context
-from .encoders import Encoder
+from .renderers.encoders import Encoder
 from .items import Batch, StreamEncodeError, flush
 from .events import transaction_outcome
 

@@ -67,7 +67,7 @@ def available_renderers() -> frozenset:
 
 def need(renderer):
     if renderer is not None and renderer not in available_renderers():
-        pytest.skip('stream renderer %r is not registered (tgstream/serializers.py '
+        pytest.skip('stream renderer %r is not registered (tgstream/renderers/ '
                     'does not provide it yet)' % renderer)
 
 

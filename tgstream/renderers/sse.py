@@ -4,7 +4,7 @@ Each item is one event, written at once:
 
 - a ``str`` is the event's data, sent as it is; ``bytes`` are UTF-8 text;
 - any other value is encoded as JSON by the app's JSON rules
-  (:mod:`tgstream.jsonrules`: ``__json__``, adapters, rows, dates);
+  (:mod:`tgstream.renderers.jsonrules`: ``__json__``, adapters, rows, dates);
 - a :class:`ServerSentEvent` sets ``event``, ``id``, ``retry`` and a
   ``comment`` as well;
 - :data:`idle` sends nothing, unless nothing was sent for
@@ -39,10 +39,10 @@ import re
 import time
 from typing import Any
 
+from ..settings import get_settings
+from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
 from .jsonrules import JSONEncoding
-from .serializers import JSONRulesRenderer
-from .settings import get_settings
 
 _LINE_BREAK = re.compile('\r\n|\r|\n')
 
@@ -120,7 +120,7 @@ class ServerSentEvent:
             raise TypeError('ServerSentEvent comment=%r is not a str' % (self.comment,))
 
 
-class SSEEncoder:
+class SSEEncoder(BaseEncoder):
     """Frame items as server-sent events; every event is written at once."""
 
     flush_each = True
@@ -130,8 +130,7 @@ class SSEEncoder:
         self.dumps = encoding.dumps
         self.keepalive = keepalive
         self.last_output: float | None = None
-        if error_marker:
-            self.error = lambda: SSE_ERROR_MARKER
+        self.error_marker = error_marker
 
     def _text(self, data: Any) -> str:
         if isinstance(data, str):
@@ -171,6 +170,9 @@ class SSEEncoder:
     def end(self) -> bytes:
         return b''
 
+    def error(self) -> bytes | None:
+        return SSE_ERROR_MARKER if self.error_marker else None
+
 
 class SSEStreamRenderer(JSONRulesRenderer):
     """``renderer='sse'``: ``text/event-stream``; options ``keepalive``
@@ -208,3 +210,7 @@ class SSEStreamRenderer(JSONRulesRenderer):
         return SSEEncoder(
             JSONEncoding(request, one_line=True), keepalive, self.error_marker
         )
+
+
+def includeme(config) -> None:
+    config.add_stream_renderer('sse', SSEStreamRenderer)
