@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 from .context import request_context
 from .renderers.encoders import Encoder
 from .items import Batch, StreamEncodeError, flush
-from .events import transaction_outcome
+from .events import Outcome, Recorded, transaction_outcome
 
 log = logging.getLogger('tgstream')
 
@@ -45,13 +45,6 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, StreamEncodeError) and cause is not None:
         text += ' (%s: %s)' % (type(cause).__name__, cause)
     return text
-
-
-#: Stream outcomes (see :class:`tgstream.events.StreamFinished`).
-COMPLETED = 'completed'
-ERROR = 'error'
-DISCONNECTED = 'disconnected'
-ABORTED = 'aborted'
 
 
 class StreamIterator:
@@ -112,9 +105,9 @@ class StreamIterator:
         self.items_sent = 0
         self.bytes_sent = 0
         self.started_at = time.monotonic()
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
         self.exception: BaseException | None = None
-        self.transaction_outcome = 'not managed'
+        self.transaction_outcome: str = Recorded.NOT_MANAGED
         self.thread_id = threading.get_ident()
         self.ended_at: float | None = None
         # waitress' ``client_disconnected()`` (meaningful with
@@ -244,7 +237,7 @@ class StreamIterator:
             hook()
         data += self.encoder.end()
         self._finished = True
-        self.outcome = COMPLETED
+        self.outcome = Outcome.COMPLETED
         if not data:
             raise StopIteration
         return self._wrote(data)
@@ -296,12 +289,12 @@ class StreamIterator:
     def _disconnected(self) -> None:
         # The client left while the stream ran: close (abort) now, then tell
         # the server, which cuts the response quietly.
-        self.outcome = DISCONNECTED
+        self.outcome = Outcome.DISCONNECTED
         self.close()
         raise _client_disconnected_error() from None
 
     def _fail(self, exc: BaseException) -> None:
-        self.outcome = ERROR
+        self.outcome = Outcome.ERROR
         self.exception = exc
         self.close()
         # Logged after close(): the transaction's outcome is known by then.
@@ -341,7 +334,7 @@ class StreamIterator:
             self._closed = True
         self.ended_at = time.monotonic()
         if self.outcome is None:
-            self.outcome = DISCONNECTED if self._started else ABORTED
+            self.outcome = Outcome.DISCONNECTED if self._started else Outcome.ABORTED
         with request_context(self.request):
             self._close_source()
             for hook in self.on_close:
