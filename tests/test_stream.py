@@ -266,6 +266,37 @@ def test_empty_stream(make_testapp):
     assert app.get('/v').body == b''
 
 
+def test_stream_whose_priming_raised_is_closed_once_and_keeps_the_context():
+    # The error goes to the exception view, which still needs request.context;
+    # a garbage collection of the stream later must not close it again.
+    from pyramid.testing import DummyRequest
+
+    from tgstream.renderers.encoders import RawEncoder
+
+    closes = []
+
+    class Items:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise ValueError('before the first item')
+
+        def close(self):
+            closes.append(1)
+
+    request = DummyRequest()
+    request.context = context = object()
+    stream = StreamIterator(request, Items(), RawEncoder())
+    with pytest.raises(ValueError):
+        stream.prime()
+    assert stream.closed and closes == [1]
+    del stream
+    gc.collect()
+    assert closes == [1]
+    assert request.context is context
+
+
 # -- coalescing --------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from .settings import StreamSettings as StreamSettings
 from .settings import parse_settings
 from .query import stream_query as stream_query
 from .renderers.sse import ServerSentEvent as ServerSentEvent
-from .renderers.sse import idle as sse_idle
+from .renderers.sse import sse_idle as sse_idle
 from .items import Batch as Batch
 from .items import StreamEncodeError as StreamEncodeError
 from .stream import StreamIterator as StreamIterator

@@ -108,7 +108,6 @@ class StreamIterator:
         self.outcome: Outcome | None = None
         self.exception: BaseException | None = None
         self.transaction_outcome: str = Recorded.NOT_MANAGED
-        self.thread_id = threading.get_ident()
         self.ended_at: float | None = None
         # waitress' ``client_disconnected()`` (meaningful with
         # channel_request_lookahead > 0): checked between items and before
@@ -134,6 +133,10 @@ class StreamIterator:
             else:
                 self._exhausted = True
         except BaseException:
+            # The error becomes the request's error response; the stream is
+            # never handed over, so it is closed here, once (a later garbage
+            # collection must not close it again and pop request.context).
+            self._closed = True
             self._close_source()
             raise
 

@@ -122,7 +122,6 @@ def wrap_manager_hook(config) -> None:
             return StreamTransactionManager(inner)
 
         manager_hook.tgstream_wrapped = True
-        manager_hook.wrapped = inner_hook
         settings['tm.manager_hook'] = manager_hook
 
     config.action(None, wrap, order=11)
@@ -134,7 +133,6 @@ class StreamTransaction:
     def __init__(self, proxy: StreamTransactionManager, policy: str, request):
         self.proxy = proxy
         self.manager = proxy.manager
-        self.policy = policy
         self.request = request
         self.decision: str | None = None
         self.txn = None

@@ -201,7 +201,6 @@ class JSONEncoding:
         if one_line:
             kw.pop('indent', None)
         self.request = request
-        self.one_line = one_line
         components = renderer.components
         # An app adapter takes precedence over a built-in.
         self.converters = {

@@ -7,11 +7,11 @@ Each item is one event, written at once:
   (:mod:`tgstream.renderers.jsonrules`: ``__json__``, adapters, rows, dates);
 - a :class:`ServerSentEvent` sets ``event``, ``id``, ``retry`` and a
   ``comment`` as well;
-- :data:`idle` sends nothing, unless nothing was sent for
+- :data:`sse_idle` sends nothing, unless nothing was sent for
   ``tgstream.sse.keepalive`` seconds (15; the view option ``keepalive``
   overrides it, 0 turns it off): then a ``: keep-alive`` comment, so
   proxies keep the connection open and a vanished client is noticed. The
-  first ``idle`` of a stream sends one at once, which also sends the
+  first ``sse_idle`` of a stream sends one at once, which also sends the
   response headers.
 
 Data with line breaks (CR, LF or CRLF) becomes several ``data:`` lines,
@@ -20,7 +20,7 @@ event. Responses get ``Cache-Control: no-cache`` (unless the view set one)
 and ``X-Accel-Buffering: no`` (nginx must not buffer them).
 
 A WSGI stream is pulled by the server: nothing can be written while the
-view's code blocks. Wait with a timeout and yield :data:`idle` meanwhile::
+view's code blocks. Wait with a timeout and yield :data:`sse_idle` meanwhile::
 
     @expose('sse', route_name='events', stream=True)
     def events(request):
@@ -60,12 +60,12 @@ class _Idle:
         return 'tgstream.sse_idle'
 
     def __reduce__(self) -> str:
-        return 'idle'
+        return 'sse_idle'
 
 
 #: Yield this from an SSE stream while waiting: a keep-alive comment goes
 #: out when the stream was silent for the keep-alive interval.
-idle = _Idle()
+sse_idle = _Idle()
 
 
 def _single_line(name: str, value: str, forbidden: str) -> str:
@@ -157,7 +157,7 @@ class SSEEncoder(BaseEncoder):
 
     def encode(self, item: Any) -> bytes:
         now = time.monotonic()
-        if item is idle:
+        if item is sse_idle:
             if self.keepalive and (
                 self.last_output is None or now - self.last_output >= self.keepalive
             ):
