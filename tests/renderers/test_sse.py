@@ -203,5 +203,5 @@ def test_bad_options(make_app, options, message):
     def events(request):
         yield 'x'
 
-    with pytest.raises(ConfigurationError, match='view tests.test_sse_renderer.*events.*' + message):
+    with pytest.raises(ConfigurationError, match='view tests.renderers.test_sse.*events.*' + message):
         sse_app(make_app, events, stream_options=options)
