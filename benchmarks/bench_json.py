@@ -82,9 +82,8 @@ NOTES = """
 def serve(name: str, db: str) -> None:
     """Run scenario ``name`` on waitress; print its port, serve until killed."""
     sys.path.insert(0, HERE)
-    from waitress.server import create_server
-
     import bench_apps
+    from waitress.server import create_server
 
     app = bench_apps.make_app(name, db)
     options = json.loads(os.environ.get('TGSTREAM_BENCH_WAITRESS', '{}'))

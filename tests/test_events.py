@@ -13,8 +13,8 @@ import tgstream
 from tests.dbapp import User, build_db_app, count_users, seed_users
 from tests.live.test_wire import app_with
 from tests.pkgs.tgapp import DBSession  # (its Permission table is created too)
-from tgstream.events import TRANSACTION_OUTCOMES, StreamFinished, transaction_outcome
 from tests.test_transaction import stream_app
+from tgstream.events import TRANSACTION_OUTCOMES, StreamFinished, transaction_outcome
 from tgstream.testing import open_stream, record_streams
 
 

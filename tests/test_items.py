@@ -13,6 +13,15 @@ def test_flush_is_one_object_that_survives_pickling():
     assert pickle.loads(pickle.dumps(flush)) is flush
 
 
+def test_sse_idle_is_a_marker_too():
+    from tgstream.items import Marker
+    from tgstream.renderers import sse
+
+    assert isinstance(tgstream.sse_idle, Marker) and tgstream.sse_idle is sse.sse_idle
+    assert repr(tgstream.sse_idle) == 'tgstream.sse_idle'
+    assert pickle.loads(pickle.dumps(tgstream.sse_idle)) is tgstream.sse_idle
+
+
 def test_batch_keeps_a_list_and_makes_one_of_any_iterable():
     rows = [1, 2]
     assert Batch(rows).items is rows

@@ -227,9 +227,8 @@ def test_error_before_first_item_handled_by_exception_view_aborts(engine):
 
 def test_app_owned_transaction_is_left_alone(engine):
     """The cookiecutter test fixture sets tm.active: it owns the transaction."""
-    from sqlalchemy.orm import Session
-
     import zope.sqlalchemy
+    from sqlalchemy.orm import Session
 
     tm = transaction.TransactionManager(explicit=True)
     tm.begin()

@@ -17,7 +17,8 @@ class _Text(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
-    __format__ = str.__format__
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
 
 
 class Outcome(_Text):
@@ -63,7 +64,7 @@ TRANSACTION_OUTCOMES = tuple(outcome.value for outcome in TransactionOutcome)
 # What is recorded, mapped to what it means for the data: a commit that
 # raised (COMMITTING) was aborted; anything tgstream did not finish itself
 # is NOT_MANAGED.
-_TRANSACTION = {
+_TRANSACTION: dict[str, TransactionOutcome] = {
     Recorded.COMMITTED: TransactionOutcome.COMMITTED,
     Recorded.ABORTED: TransactionOutcome.ABORTED,
     Recorded.COMMITTING: TransactionOutcome.ABORTED,

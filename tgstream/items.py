@@ -5,14 +5,25 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 
-class _Flush:
+class Marker:
+    """Base of the singletons a stream yields besides its items
+    (:data:`flush`, :data:`tgstream.sse_idle`): found by identity, shown by
+    their public name, pickled as the module attribute ``name`` they are."""
+
     __slots__ = ()
+    name = ''
+    public_name = ''
 
     def __repr__(self) -> str:
-        return 'tgstream.flush'
+        return self.public_name
 
     def __reduce__(self) -> str:
-        return 'flush'
+        return self.name
+
+
+class _Flush(Marker):
+    __slots__ = ()
+    name, public_name = 'flush', 'tgstream.flush'
 
 
 #: Yield this from a stream to write everything buffered so far at once.

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 from .context import request_context
-from .renderers.encoders import Encoder
-from .items import Batch, StreamEncodeError, flush
 from .events import Outcome, Recorded, transaction_outcome
+from .items import Batch, StreamEncodeError, flush
+from .renderers.encoders import Encoder
 
 log = logging.getLogger('tgstream')
 
@@ -289,7 +289,7 @@ class StreamIterator:
         if client_gone is not None and client_gone():
             raise _ClientGone
 
-    def _disconnected(self) -> None:
+    def _disconnected(self) -> NoReturn:
         # The client left while the stream ran: close (abort) now, then tell
         # the server, which cuts the response quietly.
         self.outcome = Outcome.DISCONNECTED

@@ -121,7 +121,7 @@ def wrap_manager_hook(config) -> None:
             inner = inner_hook(request) if inner_hook else _transaction.manager
             return StreamTransactionManager(inner)
 
-        manager_hook.tgstream_wrapped = True
+        manager_hook.tgstream_wrapped = True  # type: ignore[attr-defined]
         settings['tm.manager_hook'] = manager_hook
 
     config.action(None, wrap, order=11)
@@ -135,7 +135,7 @@ class StreamTransaction:
         self.manager = proxy.manager
         self.request = request
         self.decision: str | None = None
-        self.txn = None
+        self.txn: Any = None
         self.outcome: str = Recorded.NOT_MANAGED
         if policy == 'stream':
             self.txn = current_transaction(self.manager)

@@ -22,9 +22,9 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid.response import Response
 
 import tgstream
+from tests.conftest import build_app
 from tgstream.renderers import IStreamRendererFactory
 from tgstream.testing import open_stream, serve
-from tests.conftest import build_app
 
 from .conftest import read_timed
 

@@ -9,9 +9,8 @@ from sqlalchemy import select
 
 import tgstream
 from tests.dbapp import User, build_db_app, seed_users
-from tgstream.testing import open_stream
-
 from tests.handshake import Handshake
+from tgstream.testing import open_stream
 
 from .conftest import read_timed
 

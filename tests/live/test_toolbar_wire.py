@@ -12,20 +12,19 @@ import httpx
 import pytest
 
 from tests.dbapp import build_db_app
+from tests.handshake import Handshake
 from tests.test_toolbar import (
+    GUARD,
     INCLUDE_ORDERS,
     MARKUP,
-    db_stream_views,
-    GUARD,
     TOOLBAR_TWEEN,
+    db_stream_views,
     records,
     seed,
     stored_notes,
     toolbar_app,
     tween_names,
 )
-
-from tests.handshake import Handshake
 
 from .conftest import read_timed
 

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 import tgstream
-
 from tests.handshake import Handshake
 
 from .conftest import read_timed

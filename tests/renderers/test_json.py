@@ -17,7 +17,6 @@ import tgstream
 from tests.renderers.test_jsonrules import add, serve_items
 from tgstream.testing import open_stream
 
-
 # -- JSON array framing ---------------------------------------------------------
 
 

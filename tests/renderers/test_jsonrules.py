@@ -14,8 +14,20 @@ import uuid
 
 import pytest
 from pyramid.renderers import JSON
-from sqlalchemy import Date, DateTime, Integer, Numeric, String, Time, Uuid, create_engine
-from sqlalchemy import Column, MetaData, Table, select
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Time,
+    Uuid,
+    create_engine,
+    select,
+)
 from zope.interface import Interface, implementer
 
 import tgstream

@@ -39,6 +39,7 @@ import re
 import time
 from typing import Any
 
+from ..items import Marker
 from ..settings import get_settings
 from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
@@ -53,14 +54,9 @@ SSE_ERROR_MARKER = b'event: error\ndata: stream failed\n\n'
 KEEPALIVE_COMMENT = b': keep-alive\n\n'
 
 
-class _Idle:
+class _Idle(Marker):
     __slots__ = ()
-
-    def __repr__(self) -> str:
-        return 'tgstream.sse_idle'
-
-    def __reduce__(self) -> str:
-        return 'sse_idle'
+    name, public_name = 'sse_idle', 'tgstream.sse_idle'
 
 
 #: Yield this from an SSE stream while waiting: a keep-alive comment goes
@@ -142,7 +138,7 @@ class SSEEncoder(BaseEncoder):
     def _lines(self, item: Any) -> list[str]:
         if item.__class__ is not ServerSentEvent:
             return ['data: ' + line for line in _LINE_BREAK.split(self._text(item))]
-        lines = []
+        lines: list[str] = []
         if item.comment is not None:
             lines.extend(': ' + line for line in _LINE_BREAK.split(item.comment))
         if item.event is not None:

@@ -62,7 +62,7 @@ def disconnect_after(
     target = (parts.path or '/') + ('?' + parts.query if parts.query else '')
     lines = ['GET %s HTTP/1.1' % target, 'Host: %s' % parts.netloc]
     lines += ['%s: %s' % item for item in (headers or {}).items()]
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
     received = b''
     try:
         sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1'))
@@ -220,7 +220,7 @@ def serve_gunicorn(
     def collect():
         # Read gunicorn's log continuously: a full pipe would block it.
         booted = 0
-        for line in process.stderr:
+        for line in process.stderr or ():
             output.append(line.rstrip('\n'))
             match = _LISTENING.search(line)
             if match:
