@@ -69,8 +69,8 @@ def test_a_failing_finished_callback_is_logged_and_the_others_run(make_app, capl
     assert 'finished callback' in caplog.text and 'callback failed' in caplog.text
 
 
-def test_a_response_replaced_on_the_way_out_closes_the_stream(make_app):
-    events = []
+def never_sent(events):
+    """A stream view whose only item never reaches the server."""
 
     def view(request):
         try:
@@ -78,6 +78,13 @@ def test_a_response_replaced_on_the_way_out_closes_the_stream(make_app):
         except GeneratorExit:
             events.append('GeneratorExit')
             raise
+
+    return view
+
+
+def test_a_response_replaced_on_the_way_out_closes_the_stream(make_app):
+    events = []
+    view = never_sent(events)
 
     def setup(config):
         add(config, 'v', view)
@@ -97,13 +104,7 @@ def test_a_response_replaced_on_the_way_out_closes_the_stream(make_app):
 
 def test_an_exception_escaping_the_tweens_closes_the_stream(make_app):
     events = []
-
-    def view(request):
-        try:
-            yield 'never sent'
-        except GeneratorExit:
-            events.append('GeneratorExit')
-            raise
+    view = never_sent(events)
 
     def setup(config):
         add(config, 'v', view)
