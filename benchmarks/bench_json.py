@@ -53,8 +53,11 @@ SCENARIOS = {
     'T-core-yield': 'tgstream json, generator yielding Core rows (yield_per)',
     'T-orm-stdlib': 'T-orm without orjson (standard library json)',
     'T-core-stdlib': 'T-core without orjson (standard library json)',
+    'T-core-adapter': 'T-core, the app\'s json renderer has a datetime adapter',
+    'T-core-yield-adapter': 'T-core-yield (the natural generator) with the datetime adapter',
+    'T-orm-yield-adapter': 'T-orm-yield (ORM objects with __json__) with the datetime adapter',
 }
-SCALING = ('A', 'D', 'T-core', 'T-orm')
+SCALING = ('A', 'D', 'T-core', 'T-orm', 'T-core-yield-adapter')
 
 NOTES = """
 - Every app writes the same JSON document (checked in the first round): D
@@ -271,13 +274,23 @@ def targets(results: dict, scaling: dict, sizes) -> list[str]:
         value, base = median('T-orm'), median(other)
         if value and base:
             check('T-orm / %s' % other, '%.2f×' % (value / base), '≥ 1.5×', value / base >= 1.5)
-    for name in ('T-core', 'T-orm'):
+    # issue 14: the app has a datetime adapter; the natural generators
+    for name, goal in (('T-core-adapter', 0.9), ('T-core-yield-adapter', 0.6)):
+        value = median(name)
+        if value and d:
+            check('%s / D' % name, '%.2f×' % (value / d), '≥ %.2f×' % goal, value / d >= goal)
+    for other in ('B', 'C'):
+        value, base = median('T-orm-yield-adapter'), median(other)
+        if value and base:
+            check('T-orm-yield-adapter / %s' % other, '%.2f×' % (value / base), '≥ 3×',
+                  value / base >= 3)
+    for name in ('T-core', 'T-orm', 'T-core-yield-adapter'):
         if scaling.get(name) and len(sizes) > 1:
             low = statistics.median(r['growth_mib'] for r in scaling[name][sizes[0]])
             high = statistics.median(r['growth_mib'] for r in scaling[name][sizes[-1]])
             check('%s RSS growth N=%d → %d' % (name, sizes[0], sizes[-1]),
                   '%+.1f MiB' % (high - low), '< 20 MiB', high - low < 20)
-    for name in ('T-core', 'T-orm'):
+    for name in ('T-core', 'T-orm', 'T-core-adapter', 'T-core-yield-adapter'):
         value, base = median(name, 'warm_ttfb_ms'), median('D', 'warm_ttfb_ms')
         if value is not None and base is not None:
             check('%s TTFB − D TTFB (warm)' % name, '%+.1f ms' % (value - base), 'a few ms',
@@ -324,6 +337,8 @@ def main(argv=None) -> int:
     parser.add_argument('--scaling', default='50000,200000,800000',
                         help='row counts of the memory-scaling run ("" to skip)')
     parser.add_argument('--scaling-rounds', type=int, default=1)
+    parser.add_argument('--scaling-scenarios', default=','.join(SCALING),
+                        help='scenarios of the memory-scaling run')
     parser.add_argument('--waitress', default='{}',
                         help='waitress adjustments (JSON) of the main run')
     parser.add_argument('--scaling-waitress', default='{"outbuf_high_watermark": 1048576}',
@@ -360,7 +375,8 @@ def main(argv=None) -> int:
     for n in sizes:
         log('memory scaling, N = %d...' % n)
         path = ensure_table(args.data_dir, n)
-        by_name = run_rounds(list(SCALING), path, n, args.scaling_rounds, log,
+        scaling_names = [x.strip() for x in args.scaling_scenarios.split(',') if x.strip()]
+        by_name = run_rounds(scaling_names, path, n, args.scaling_rounds, log,
                              args.scaling_waitress)
         for name, runs in by_name.items():
             scaling.setdefault(name, {})[n] = runs
@@ -403,7 +419,7 @@ def main(argv=None) -> int:
         ]
     checks = targets(results, scaling, sizes)
     if checks:
-        report += ['', '## Targets (issue 5)', ''] + checks
+        report += ['', '## Targets (issues 5 and 14)', ''] + checks
     report += ['', '## Notes', '', NOTES.strip()]
     text = '\n'.join(report) + '\n'
     print(text)
