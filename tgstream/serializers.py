@@ -21,6 +21,7 @@ from pyramid.renderers import JSON
 
 from .encoders import Encoder
 from .jsonrules import JSONEncoding
+from .query import result_batches
 
 #: The fixed in-band record an NDJSON stream with ``error_marker`` sends
 #: when it fails (never the exception's text).
@@ -70,6 +71,8 @@ class StreamRenderer:
             batches = getattr(value, 'tgstream_batches', None)
             if batches is not None:  # a QueryStream returned by the view
                 value = batches()
+            else:  # a SQLAlchemy Result, ScalarResult or Query
+                value = result_batches(value) or value
         return value, self.encoder(request)
 
     def encoder(self, request) -> Encoder:  # pragma: no cover - abstract
