@@ -424,8 +424,14 @@ def main(argv=None) -> int:
     text = '\n'.join(report) + '\n'
     print(text)
     if not args.no_write:
+        # keep the PostgreSQL benchmark's section (bench_postgres.py)
+        keep = ''
+        if os.path.exists(args.output):
+            with open(args.output) as f:
+                _, marker, tail = f.read().partition('# PostgreSQL export benchmark')
+            keep = '\n' + marker + tail if marker else ''
         with open(args.output, 'w') as f:
-            f.write(text)
+            f.write(text + keep)
         log('wrote %s' % args.output)
     return 0
 

@@ -79,8 +79,12 @@ class QueryStream:
         session = self.session
         if isinstance(session, scoped_session):
             session = session()  # the thread's session (the stream's thread)
+        # Rows are fetched FETCH_ROWS at a time at least (one round trip per
+        # fetch of a server-side cursor), encoded ``batch`` at a time; ORM
+        # objects are loaded ``batch`` at a time (each fetch makes them all).
+        fetch = self.batch if self.entity_columns else max(self.batch, FETCH_ROWS)
         result = session.execute(
-            self.statement, execution_options={'yield_per': self.batch}
+            self.statement, execution_options={'yield_per': fetch}
         )
         if self.scalars:
             result = result.scalars()
@@ -126,6 +130,8 @@ class QueryStream:
 #: 1 000, a 200 000-row stream took 1.5x as long); an ORM object costs ~5.
 DEFAULT_BATCH_OBJECTS = 100
 DEFAULT_BATCH_ROWS = 500
+#: Rows (not ORM objects) are fetched at least this many at a time.
+FETCH_ROWS = 1000
 
 
 def _result_types() -> tuple:
