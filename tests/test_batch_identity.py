@@ -234,8 +234,9 @@ def test_column_conversions_are_decided_once_per_class(json_impl):
     money = encoding.conversion(Money)
     assert money is not None and money(Money(250)) == 2.5
     assert encoding.conversion(Tag) is None  # instances may provide interfaces
-    stamp = encoding.conversion(datetime.datetime)
-    assert stamp(datetime.datetime(2024, 1, 1)) == '2024-01-01T00:00:00'
+    # the usual ``lambda obj, request: obj.isoformat()``: the C method itself
+    assert encoding.conversion(datetime.datetime) is datetime.datetime.isoformat
+    assert encoding.conversion(Stamp) is None or json_impl == 'stdlib'
     assert encoding.conversion(uuid.UUID) is (None if json_impl == 'orjson' else str)
     assert encoding.conversion(Money) is money  # cached
 
@@ -247,3 +248,21 @@ def test_stdlib_only_path_streams_rows(make_app, json_impl):
     body = stream(make_app, view, 'json').body
     assert body.startswith(b'[{"id"') and body.endswith(b'}]')
     assert tgstream.Batch  # the public name the runs are built on
+
+
+def test_other_adapters_are_called_for_each_value(json_impl):
+    calls = []
+
+    def adapter(obj, request):
+        calls.append(obj)
+        return obj.isoformat()
+
+    request = request_for([(datetime.datetime, adapter)])
+    encoder = JSONArrayEncoder(JSONEncoding(request))
+    stamps = [datetime.datetime(2024, 1, n) for n in range(1, 4)]
+    assert encoder.encode_batch([{'at': at} for at in stamps]) == (
+        b'[{"at":"2024-01-01T00:00:00"},{"at":"2024-01-02T00:00:00"},'
+        b'{"at":"2024-01-03T00:00:00"}' if json_impl == 'orjson' else
+        b'[{"at": "2024-01-01T00:00:00"}, {"at": "2024-01-02T00:00:00"}, '
+        b'{"at": "2024-01-03T00:00:00"}')
+    assert calls == stamps

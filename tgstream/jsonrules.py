@@ -25,8 +25,10 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import inspect
 import json
 import operator
+import types
 import uuid
 from typing import Any, Callable
 
@@ -101,6 +103,30 @@ def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
 
 
 _parent_of = operator.attrgetter('_parent')
+
+
+def _isoformat_idiom(obj, request):
+    return obj.isoformat()
+
+
+def _method_idiom(adapter: Any, cls: type) -> Callable[[Any], Any] | None:
+    """``cls.isoformat`` when ``adapter`` is the usual
+    ``lambda obj, request: obj.isoformat()`` (the same bytecode, no extra
+    arguments) and that is a method of ``cls`` written in C: the adapter's
+    result exactly, without a Python call per value."""
+    code = getattr(adapter, '__code__', None)
+    reference = _isoformat_idiom.__code__
+    if (
+        type(adapter) is not types.FunctionType
+        or code.co_code != reference.co_code
+        or code.co_names != reference.co_names
+        or code.co_argcount != 2
+        or code.co_kwonlyargcount
+        or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    ):
+        return None
+    method = getattr(cls, 'isoformat', None)
+    return method if isinstance(method, types.MethodDescriptorType) else None
 
 
 class _Adapted:
@@ -294,7 +320,7 @@ class JSONEncoding:
         # Without a __dict__ an instance provides what its class implements.
         adapter = self._lookup((implementedBy(cls),), IJSONAdapter)
         if adapter is not None:
-            return _Adapted(adapter, self.request)
+            return _method_idiom(adapter, cls) or _Adapted(adapter, self.request)
         for base, convert in self._bases:  # subclasses of the built-in types
             if issubclass(cls, base):
                 return convert
