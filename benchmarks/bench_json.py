@@ -75,7 +75,21 @@ NOTES = """
   own output buffer (see the memory-scaling note), not the apps'.
 - On this shared 2-core machine absolute figures vary by ±20 % from run to
   run (other processes, client and server on the same cores); ratios within
-  one run are steadier.
+  one run are steadier. The load average is in the header: under heavy load
+  (other jobs on the 2 cores) single measurements vary by 2-5×, and only
+  the medians of alternating rounds mean anything.
+- The -adapter cases register `JSON().add_adapter(datetime, lambda obj,
+  request: obj.isoformat())` on the app's json renderer. tgstream applies it
+  per column of a batch (the usual isoformat lambda runs as the C method
+  itself); the remaining gap to D is that isoformat call per value (D lets
+  orjson format the datetime natively) and SQLAlchemy's Row building.
+- T-core-yield-adapter: items yielded one by one are encoded in runs (one
+  encode_batch call per run); what remains per item is the generator, the
+  SQLAlchemy result's per-row iteration and the stream loop.
+- T-orm-yield-adapter: most of the time is SQLAlchemy's ORM loading and the
+  full garbage collections that 1 000 live ORM objects per fetch trigger
+  (with the garbage collector off it runs about twice as fast); B and C pay
+  the same, so the ratio is bounded by that shared cost.
 """
 
 
@@ -367,6 +381,8 @@ def main(argv=None) -> int:
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
+    with open('/proc/loadavg') as f:
+        load = ' '.join(f.read().split()[:3])
     started = time.monotonic()
     log('table of %d rows...' % args.rows)
     db = ensure_table(args.data_dir, args.rows)
@@ -388,8 +404,9 @@ def main(argv=None) -> int:
         '# JSON streaming benchmark',
         '',
         'Command: `%s`  ' % command.strip(),
-        'Date: %s; took %.0f s  ' % (
-            datetime.datetime.now().strftime('%Y-%m-%d %H:%M'), time.monotonic() - started),
+        'Date: %s; took %.0f s; load average before the run: %s  ' % (
+            datetime.datetime.now().strftime('%Y-%m-%d %H:%M'), time.monotonic() - started,
+            load),
         'Machine: %s' % machine(),
         '',
         'N = %d rows, %d rounds, waitress (4 threads, %s) on 127.0.0.1, one server '

@@ -218,31 +218,31 @@ class StreamIterator:
         client_gone = self._client_gone
         # Items of a fast run wait here (unencoded) to be encoded together
         # by one encode_batch call; see _encode_run.
-        run: list | None = [] if self._batches_runs else None
-        run_limit = self._run_limit(chunk_size)
+        pending: list | None = [] if self._batches_runs else None
+        pending_limit = self._run_limit(chunk_size)
         try:
             for item in self._iterator:
                 if client_gone is not None and client_gone():
                     raise _ClientGone
                 if item is flush:
-                    if run:
-                        size += self._encode_run(run, buffered)
+                    if pending:
+                        size += self._encode_run(pending, buffered)
                     if size:
                         break
                     continue
-                if run is not None and item.__class__ is not Batch:
-                    run.append(item)
+                if pending is not None and item.__class__ is not Batch:
+                    pending.append(item)
                     if (
-                        len(run) < run_limit
+                        len(pending) < pending_limit
                         and monotonic() - last_write < flush_interval
                     ):
                         continue
-                    size += self._encode_run(run, buffered)
-                    run_limit = self._run_limit(chunk_size - size)
+                    size += self._encode_run(pending, buffered)
+                    pending_limit = self._run_limit(chunk_size - size)
                     data = None
                 elif item.__class__ is Batch:
-                    if run:
-                        size += self._encode_run(run, buffered)
+                    if pending:
+                        size += self._encode_run(pending, buffered)
                     data = self._encode_batch(item.items)
                 else:
                     try:
@@ -260,13 +260,13 @@ class StreamIterator:
                 ):
                     break
             else:
-                if run:
-                    self._encode_run(run, buffered)
+                if pending:
+                    self._encode_run(pending, buffered)
                 self._exhausted = True
                 return self._end(b''.join(buffered))
         except BaseException:
-            if run:  # what was yielded before the failure is still encoded
-                self._encode_run(run, buffered)
+            if pending:  # what was yielded before the failure is still encoded
+                self._encode_run(pending, buffered)
             raise
         return self._wrote(b''.join(buffered))
 
