@@ -286,3 +286,32 @@ def test_postgresql_returned_result_uses_a_server_side_cursor(postgresql_engine,
         event.remove(postgresql_engine, 'after_cursor_execute', record)
     assert [r['id'] for r in rows] == list(range(1, COUNT + 1))
     assert cursors == ['ServerCursor']
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize('how', ['stream_query', 'result'])
+def test_postgresql_rows_are_fetched_a_thousand_per_round_trip(postgresql_engine, how,
+                                                              monkeypatch):
+    import psycopg
+
+    seed_users(postgresql_engine, 2500)
+    fetches = []
+    original = psycopg.ServerCursor.fetchmany
+
+    def fetchmany(self, size=0):
+        rows = original(self, size)
+        fetches.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(psycopg.ServerCursor, 'fetchmany', fetchmany)
+    statement = select(User.id, User.name).order_by(User.id)
+
+    def view(request):
+        if how == 'result':
+            return request.dbsession.execute(statement.execution_options(yield_per=1000))
+        return tgstream.stream_query(request.dbsession, statement)
+
+    rows = json.loads(read(db_app(postgresql_engine, view)))
+    assert [r['id'] for r in rows] == list(range(1, 2501))
+    # SQLAlchemy's buffer first fetches one row, then 999, then 1 000 a time
+    assert max(fetches) == 1000 and len(fetches) <= 5, fetches

@@ -89,13 +89,18 @@ class QueryStream:
         if self.scalars:
             result = result.scalars()
         orm = self.expunge and bool(self.entity_columns)
+        batch = self.batch
         try:
             # Rows of one result: the encoders need not check each row.
             rows = not self.scalars
-            for partition in result.partitions(self.batch):
-                yield Batch(ResultRows(partition) if rows else partition)
-                if orm:
-                    self._release(session, partition)
+            # one partition per fetch (a partition smaller than the fetch
+            # size would cost a round trip each), encoded ``batch`` at a time
+            for partition in result.partitions(fetch):
+                for start in range(0, len(partition), batch):
+                    part = partition[start:start + batch] if fetch > batch else partition
+                    yield Batch(ResultRows(part) if rows else part)
+                    if orm:
+                        self._release(session, part)
         finally:
             result.close()
 
@@ -187,10 +192,17 @@ def _partitions(result, query) -> Iterator[Batch]:
         result = _query_result(query)
     rows = isinstance(result, Result)
     size = DEFAULT_BATCH_ROWS if rows else DEFAULT_BATCH_OBJECTS
+    # A partition per fetch of the result's own yield_per (a smaller one
+    # would cost a server-side cursor round trip each), encoded ``size``
+    # at a time. (``_yield_per``: SQLAlchemy keeps it on the real result.)
+    real = getattr(result, '_real_result', None) or result
+    fetch = max(getattr(real, '_yield_per', None) or size, size)
     try:
-        for partition in result.partitions(size):
-            # Rows of one result: the encoders need not check each row.
-            yield Batch(ResultRows(partition) if rows else partition)
+        for partition in result.partitions(fetch):
+            for start in range(0, len(partition), size):
+                part = partition[start:start + size] if fetch > size else partition
+                # Rows of one result: the encoders need not check each row.
+                yield Batch(ResultRows(part) if rows else part)
     finally:
         result.close()
 
