@@ -104,7 +104,7 @@ def connections(engine) -> dict[str, int]:
             "SELECT application_name, count(*) FROM pg_stat_activity "
             "WHERE application_name IN ('tgstream-live-listener', 'tgstream-bench-pool') "
             "GROUP BY application_name")).all()
-    return {name: count for name, count in rows}
+    return dict(rows)
 
 
 async def wait_streams_gone(server, workers, timeout, blocking) -> None:
@@ -291,7 +291,9 @@ async def measure(server, args, engine, report):
     after_rss = {pid: rss_kib(pid) for pid in after}
 
     def pct(p):
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float('nan')
+        if not latencies:
+            return float('nan')
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
     result = {
         'clients': args.clients,
@@ -343,18 +345,19 @@ def check(result, args) -> list[str]:
         failures.append('listeners after: %r vs %r' % (after, base))
     if result['streams_after']:
         failures.append('streams after the clients left: %d' % result['streams_after'])
-    for pid, (b, d, a) in result['greenlets'].items():
+    for pid, (b, _, a) in result['greenlets'].items():
         if a > b + 5:
             failures.append('worker %d greenlets %d -> %d' % (pid, b, a))
-    for pid, (b, d, a) in result['rss'].items():
+    for pid, (b, _, a) in result['rss'].items():
         if a - b > 4 * 1024:
             failures.append('worker %d RSS after %d KiB vs baseline %d' % (pid, a, b))
     return failures
 
 
 def markdown(result, args, failures, took, command) -> str:
-    import pyramid  # noqa: F401
     from importlib.metadata import version
+
+    import pyramid  # noqa: F401
 
     base, during, after = result['connections']
     lines = [

@@ -10,10 +10,10 @@ import webtest
 from pyramid.exceptions import ConfigurationError
 
 import tgstream
-from tgstream.live import PayloadTooLarge, get_hub, stop_hub
-from tgstream.live.hub import Reset
 from tests.dbapp import count_users
 from tests.liveapp import live_app
+from tgstream.live import PayloadTooLarge, get_hub, stop_hub
+from tgstream.live.hub import Reset
 
 
 @pytest.fixture(params=['memory', 'postgresql'])

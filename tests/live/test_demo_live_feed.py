@@ -7,9 +7,9 @@ import httpx
 import pytest
 import webtest
 
+from tests.liveapp import SSEClient
 from tgstream.demo import main
 from tgstream.live import get_hub, stop_hub
-from tests.liveapp import SSEClient
 
 pytestmark = pytest.mark.live
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import sqlalchemy
 
-from tgstream.testing.servers import serve_gunicorn
 from tests.liveapp import parse_sse
+from tgstream.testing.servers import serve_gunicorn
 
 pytestmark = pytest.mark.live
 

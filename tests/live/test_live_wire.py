@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tgstream.live import get_hub, stop_hub
 from tests.liveapp import SSEClient, live_app
+from tgstream.live import get_hub, stop_hub
 
 pytestmark = pytest.mark.live
 
@@ -149,7 +149,7 @@ def test_listener_reconnects_and_streams_reset(live, pg_engine, pg_url):
             old_pid = hub.listener.backend_pid
             with pg_engine.connect() as conn:
                 assert conn.scalar(text('SELECT pg_terminate_backend(:pid)'), {'pid': old_pid})
-            events = client.read_until(
+            client.read_until(
                 lambda events: any(e.get('event') == 'reset' for e in events), timeout=20)
             assert hub.listener.connections == 2 and hub.listener.backend_pid != old_pid
             httpx.get(url + '/add', params={'name': 'after'})

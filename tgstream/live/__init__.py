@@ -15,7 +15,7 @@ from pyramid.interfaces import PHASE1_CONFIG
 from pyramid.threadlocal import get_current_request
 
 from .config import PAYLOAD_LIMIT, LiveSettings, parse_live_settings
-from .hub import Event, Hub, Reset, ids
+from .hub import Event, Hub, ids
 from .stream import LiveStream
 
 __all__ = ['LiveSettings', 'LiveStream', 'PayloadTooLarge', 'get_hub', 'listen',
@@ -64,6 +64,7 @@ def get_hub(registry) -> Hub:
         if settings.backend == 'postgresql':
             from .postgres import PostgresListener
 
+            assert settings.url is not None  # (parse_live_settings saw to it)
             hub.listener = PostgresListener(hub, settings.url, settings.pg_channel)
             hub.listener.start()
         registry[HUB_KEY] = hub
@@ -154,7 +155,7 @@ def notify(request, channel: str, payload: Any, *, session: Any = None) -> str:
         request.dbsession.add(order)
         tgstream.notify(request, 'orders', {'id': order.id})
     """
-    from ..jsonrules import JSONEncoding
+    from ..renderers.jsonrules import JSONEncoding
 
     request = _request(request, 'notify')
     _check_channel(channel)

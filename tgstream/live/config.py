@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pyramid.exceptions import ConfigurationError
 
@@ -70,7 +70,7 @@ def _url(name: str, value: Any) -> str | None:
     return libpq_url(text)
 
 
-_PARSERS = (
+_PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ('tgstream.live.backend', 'backend', _backend),
     ('tgstream.live.url', 'url', _url),
     ('tgstream.live.history', 'history', lambda n, v: as_number(n, v, int, 0)),
@@ -89,8 +89,9 @@ def parse_live_settings(settings: Mapping[str, Any] | None) -> LiveSettings:
             'unknown setting(s) %s; tgstream knows: %s'
             % (', '.join(unknown), ', '.join(sorted(KNOWN)))
         )
-    values = {field: parse(key, settings[key]) for key, field, parse in _PARSERS
-              if key in settings}
+    values: dict[str, Any] = {
+        field: parse(key, settings[key]) for key, field, parse in _PARSERS if key in settings
+    }
     parsed = LiveSettings(**values)
     if parsed.backend == 'postgresql' and parsed.url is None:
         fallback = settings.get('sqlalchemy.url')

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..sse import ServerSentEvent, idle
+from ..renderers.sse import ServerSentEvent, sse_idle
 from .hub import Event, Hub, Reset, Subscription
 
 
 def to_sse(item: Event | Reset) -> ServerSentEvent:
-    if item.__class__ is Reset:
+    if isinstance(item, Reset):
         return ServerSentEvent({'reason': item.reason}, event='reset')
     return ServerSentEvent(item.data, id=item.id)
 
@@ -53,7 +53,7 @@ class LiveStream:
         self.started = True
         if item is None and self.hub.stopped:
             raise StopIteration  # the hub was stopped: end the stream
-        return idle if item is None else item
+        return sse_idle if item is None else item
 
     def close(self) -> None:
         if not self.closed:
