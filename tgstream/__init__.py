@@ -110,6 +110,7 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
+    config.include('.guard')
     config.include('.serializers')
     config.include('.templates')
     config.include('.toolbar')

@@ -21,6 +21,7 @@ Raising from ``encode`` aborts the stream like any other mid-stream error.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Protocol
 
 
@@ -42,7 +43,8 @@ class RawEncoder:
 
     def __init__(self, charset: str | None = None, response: Any = None):
         self.charset = charset
-        self.response = response
+        # weakly: the response holds the stream, which holds this encoder
+        self._response = weakref.ref(response) if response is not None else None
 
     def encode(self, item: Any) -> bytes:
         if item.__class__ is bytes:
@@ -50,9 +52,8 @@ class RawEncoder:
         if isinstance(item, str):
             charset = self.charset
             if charset is None:
-                charset = self.charset = (
-                    getattr(self.response, 'charset', None) or 'utf-8'
-                )
+                response = self._response() if self._response is not None else None
+                charset = self.charset = getattr(response, 'charset', None) or 'utf-8'
             return item.encode(charset)
         if isinstance(item, (bytes, bytearray, memoryview)):
             return bytes(item)

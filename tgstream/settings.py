@@ -43,6 +43,9 @@ class StreamSettings:
     sse_keepalive: float = 15.0
     #: ``tgstream.toolbar``: keep pyramid_debugtoolbar's hands off streams.
     toolbar: bool = True
+    #: ``tgstream.compress``: gzip streams for clients that accept it, with
+    #: a sync flush per write (never ``text/event-stream``); off by default.
+    compress: bool = False
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -118,6 +121,7 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
         lambda n, v: as_number(n, v, float, 0),
     ),
     ('tgstream.toolbar', 'toolbar', as_bool),
+    ('tgstream.compress', 'compress', as_bool),
 )
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)

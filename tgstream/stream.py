@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterable
 
 from .context import request_context
@@ -98,6 +99,7 @@ class StreamIterator:
         self._finished = False  # final bytes handed to the server
         self._closed = False
         self._lock = threading.Lock()
+        self._request_ref: Any = None
         self._last_write = 0.0
         self._deferred_error: BaseException | None = None
         self._context: Any = _MISSING
@@ -321,6 +323,31 @@ class StreamIterator:
             exc_info=exc,
         )
 
+    def abandon(self, exc: BaseException, where: str = '') -> None:
+        """Close a stream that will never reach the server because of ``exc``.
+
+        Called by the execution policy guard (:mod:`tgstream.guard`) when
+        something failed after the hand-over (``start_response`` rejecting a
+        header, a ``NewResponse`` subscriber, a later response callback):
+        the outcome is ``error``, the transaction is aborted.
+        """
+        if self._closed:
+            return
+        self.outcome = ERROR
+        self.exception = exc
+        self.close()
+        request = self.request
+        log.error(
+            'stream %s for %s %s was never sent: %s failed %s; outcome=error '
+            'transaction=%s',
+            self.name,
+            getattr(request, 'method', '?'),
+            getattr(request, 'path_qs', '?'),
+            _describe_error(exc),
+            where or 'after the hand-over',
+            transaction_outcome(self.transaction_outcome),
+        )
+
     def _restore_context(self) -> None:
         # Router.finish_request() pops request.context before the body is
         # iterated; give the stream the context its view saw.
@@ -352,6 +379,29 @@ class StreamIterator:
                         'stream %s: error while closing (%r)', self.name, hook
                     )
             self.request.__dict__.pop('context', None)
+        # The hooks hold objects that hold the stream: drop them, so a
+        # closed stream is freed by reference counting, not by the cyclic
+        # garbage collector.
+        self.on_start = []
+        self.before_end = []
+        self.on_close = []
+        self._context = _MISSING
+        # request -> response -> stream -> request: after the close the
+        # stream only holds its request weakly.
+        self._request_ref = weakref.ref(self.__dict__.pop('request'))
+
+    @property
+    def request(self):
+        """The stream's request (held weakly once the stream is closed)."""
+        request = self.__dict__.get('request')
+        if request is not None:
+            return request
+        ref = self._request_ref
+        return ref() if ref is not None else None
+
+    @request.setter
+    def request(self, request) -> None:
+        self.__dict__['request'] = request
 
     def _close_source(self) -> None:
         for obj in (self.source, self._iterator):
