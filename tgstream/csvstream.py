@@ -30,7 +30,7 @@ import io
 from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
-from .csvsafe import guard_row
+from .csvsafe import guard_row, row_needs_quotes, unquoted_separators, unsafe_dialect
 from .encoders import Encoder
 from .jsonrules import ResultRows
 from .serializers import StreamRenderer
@@ -78,6 +78,14 @@ class CSVEncoder:
     ):
         self._lines: list[str] = []
         self._writer = csv.writer(self, dialect, **(fmtparams or {}))
+        # With the guard on, a row holding a line break or a separator some
+        # reader splits on is written fully quoted (tgstream.csvsafe).
+        self._quoted_writer = (
+            csv.writer(self, dialect, **{**(fmtparams or {}), 'quoting': csv.QUOTE_ALL})
+            if guard is not None and self._writer.dialect.quoting == csv.QUOTE_MINIMAL
+            else None
+        )
+        self._separators = unquoted_separators(self._writer.dialect)
         self.columns = list(columns) if columns is not None else None
         self.header = header
         self.guard = guard
@@ -104,7 +112,21 @@ class CSVEncoder:
 
     def _writerow(self, cells: list) -> None:
         guard = self.guard
-        self._writer.writerow(guard(cells) if guard is not None else cells)
+        if guard is None:
+            self._writer.writerow(cells)
+            return
+        self._writerows([guard(cells)])
+
+    def _writerows(self, rows: list) -> None:
+        # rows already guarded
+        quoted = self._quoted_writer
+        separators = self._separators
+        if quoted is None or not any(row_needs_quotes(row, separators) for row in rows):
+            self._writer.writerows(rows)
+            return
+        writer = self._writer
+        for row in rows:
+            (quoted if row_needs_quotes(row, separators) else writer).writerow(row)
 
     def _cells(self, item: Any) -> list:
         if isinstance(item, Mapping):
@@ -210,7 +232,10 @@ class CSVEncoder:
         else:
             rows = [self._cells(item) for item in items]
         guard = self.guard
-        self._writer.writerows([guard(row) for row in rows] if guard is not None else rows)
+        if guard is None:
+            self._writer.writerows(rows)
+        else:
+            self._writerows([guard(row) for row in rows])
         self._check_widths(rows)
         return self._flush()
 
@@ -262,6 +287,17 @@ class CSVStreamRenderer(StreamRenderer):
                 'dialect=%r %r is not a valid csv dialect: %s'
                 % (self.dialect, self.fmtparams, exc),
             ) from None
+        guard = self.formula_guard
+        if guard is None:
+            guard = get_settings(info.registry).csv_formula_guard
+        problem = unsafe_dialect(self.dialect, **self.fmtparams) if guard else None
+        if problem is not None:
+            raise self.option_error(
+                'dialect/format',
+                'the formula guard cannot keep every cell safe with %s; change '
+                'the option, or turn the guard off (formula_guard=False) for '
+                'files only programs read' % problem,
+            )
 
     def encoder(self, request) -> Encoder:
         guard = self.formula_guard
