@@ -34,6 +34,8 @@ view's code blocks. Wait with a timeout and yield :data:`idle` meanwhile::
 """
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import re
 import time
@@ -187,10 +189,11 @@ class SSEStreamRenderer(JSONRulesRenderer):
         if keepalive is not None and (
             isinstance(keepalive, bool)
             or not isinstance(keepalive, (int, float))
+            or not math.isfinite(keepalive)
             or keepalive < 0
         ):
             raise self.option_error(
-                'keepalive', '%r is not a number of seconds >= 0' % (keepalive,)
+                'keepalive', '%r is not a number of seconds >= 0 (finite)' % (keepalive,)
             )
         self.keepalive = keepalive
 
