@@ -48,6 +48,14 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
+def _close_delimited(request) -> bool:
+    # waitress (like most servers) only uses chunked framing for HTTP/1.1
+    # clients; an HTTP/1.0 response without Content-Length ends when the
+    # connection closes, so a cut looks like a complete response.
+    environ = getattr(request, 'environ', None) or {}
+    return environ.get('SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0'
+
+
 #: Stream outcomes (see :class:`tgstream.events.StreamFinished`).
 COMPLETED = 'completed'
 ERROR = 'error'
@@ -322,6 +330,13 @@ class StreamIterator:
             _describe_error(exc),
             exc_info=exc,
         )
+        if _close_delimited(request):
+            log.warning(
+                'stream %s failed on a close-delimited %s response: the client '
+                'cannot tell it was cut (use HTTP/1.1; behind nginx, '
+                'proxy_http_version 1.1)',
+                self.name, getattr(request, 'environ', {}).get('SERVER_PROTOCOL'),
+            )
 
     def abandon(self, exc: BaseException, where: str = '') -> None:
         """Close a stream that will never reach the server because of ``exc``.
