@@ -65,6 +65,7 @@ def test_bad_header_then_two_writers_of_the_same_row(pg_engine, live):
             admin.dispose()
     finally:
         gc.enable()
+        gc.collect()  # (if the test failed: end the leaked transaction)
         engine.dispose()
 
 
