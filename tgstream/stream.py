@@ -310,19 +310,23 @@ class StreamIterator:
         self.close()
         raise _client_disconnected_error() from None
 
-    def _fail(self, exc: BaseException) -> None:
+    def _close_with_error(self, exc: BaseException) -> tuple:
+        # Close with outcome ``error``; the request (taken first: a closed
+        # stream holds it weakly), its method and path, for the log line.
+        request = self.request
         self.outcome = ERROR
         self.exception = exc
         self.close()
+        return request, getattr(request, 'method', '?'), getattr(request, 'path_qs', '?')
+
+    def _fail(self, exc: BaseException) -> None:
+        request, method, path = self._close_with_error(exc)
         # Logged after close(): the transaction's outcome is known by then.
         # The same facts as the StreamFinished event.
-        request = self.request
         log.error(
             'stream %s failed for %s %s: outcome=error transaction=%s '
             'items=%d bytes=%d duration=%.3fs; the response is cut: %s',
-            self.name,
-            getattr(request, 'method', '?'),
-            getattr(request, 'path_qs', '?'),
+            self.name, method, path,
             transaction_outcome(self.transaction_outcome),
             self.items_sent,
             self.bytes_sent,
@@ -335,7 +339,7 @@ class StreamIterator:
                 'stream %s failed on a close-delimited %s response: the client '
                 'cannot tell it was cut (use HTTP/1.1; behind nginx, '
                 'proxy_http_version 1.1)',
-                self.name, getattr(request, 'environ', {}).get('SERVER_PROTOCOL'),
+                self.name, request.environ.get('SERVER_PROTOCOL'),
             )
 
     def abandon(self, exc: BaseException, where: str = '') -> None:
@@ -348,17 +352,11 @@ class StreamIterator:
         """
         if self._closed:
             return
-        self.outcome = ERROR
-        self.exception = exc
-        self.close()
-        request = self.request
+        _, method, path = self._close_with_error(exc)
         log.error(
             'stream %s for %s %s was never sent: %s failed %s; outcome=error '
             'transaction=%s',
-            self.name,
-            getattr(request, 'method', '?'),
-            getattr(request, 'path_qs', '?'),
-            _describe_error(exc),
+            self.name, method, path, _describe_error(exc),
             where or 'after the hand-over',
             transaction_outcome(self.transaction_outcome),
         )
