@@ -58,9 +58,8 @@ class _Handover:
         # Runs after every tween, just before the router returns: is the
         # response that goes to the server still ours?
         if (
-            getattr(getattr(response, 'app_iter', None), 'stream', None) is not self.stream
+            response is not self.response()
             and getattr(response, 'app_iter', None) is not self.stream
-            and response is not self.response()
         ):
             # replaced on the way out by another response (an exception
             # view, a tween): it will never be iterated. (Our response with
