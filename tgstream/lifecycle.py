@@ -14,9 +14,9 @@ from collections import deque
 from .compress import compress_stream
 from .events import StreamFinished
 from .guard import register_stream, unregister_stream
+from .sessions import SessionFinisher
 from .settings import StreamSettings
 from .stream import StreamIterator
-from .sessions import SessionFinisher
 from .transaction import StreamTransaction
 
 log = logging.getLogger('tgstream')

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from pyramid.exceptions import ConfigurationError
 
-from tgstream.csvsafe import DANGEROUS_PREFIXES, cell_text, guard_cell, unsafe_dialect
-from tgstream.csvstream import CSVEncoder
-from tgstream.csvsafe import guard_row
+from tgstream.renderers.csvsafe import (
+    DANGEROUS_PREFIXES, cell_text, guard_cell, guard_row, unsafe_dialect,
+)
+from tgstream.renderers.csv import CSVEncoder
 
 
 class Color(str, enum.Enum):

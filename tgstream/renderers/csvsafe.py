@@ -49,7 +49,7 @@ and its per-cell function is private (``defusedcsv.csv._escape``); it does
 not treat tab and carriage return, which the guard must; and tgstream's
 runtime dependency is Pyramid only while the guard is on by default. The
 test suite checks cell-for-cell agreement with defusedcsv's public writer
-(tests/test_csvsafe.py) wherever defusedcsv has a rule.
+(tests/renderers/test_csvsafe.py) wherever defusedcsv has a rule.
 
 Caveat: the prefix changes the data (``'=1+1`` is what a program reading
 the file sees). Turn the guard off for files read by programs, or for
@@ -58,7 +58,10 @@ trusted data.
 from __future__ import annotations
 
 import csv
+import datetime
+import operator
 import re
+import uuid
 from decimal import Decimal
 from numbers import Number
 from typing import Any, Iterable
@@ -70,8 +73,15 @@ DANGEROUS_PREFIXES = frozenset('=+-@|%\t\r\0')
 # trailing newline does not make a cell a number).
 _NUMERIC = re.compile(r'-?[0-9,.]+\Z')
 
-# Exact types guard_row passes through without a call (the common cells).
-_PLAIN_TYPES = frozenset((int, float, bool, type(None), Decimal))
+# Exact types guard_row passes through without a call (the common cells):
+# numbers and None, and types whose str() always starts with a digit or a
+# hex digit (dates and times: the year; UUIDs), so guard_cell returns them
+# unchanged.
+_PLAIN_TYPES = frozenset((
+    int, float, bool, type(None), Decimal,
+    datetime.datetime, datetime.date, datetime.time, uuid.UUID,
+))
+_first_char = operator.itemgetter(slice(0, 1))
 
 
 # Inside a cell: a separator or line break, optional spaces and quotes (a
@@ -96,8 +106,8 @@ def cell_text(value: Any) -> str:
 def guard_cell(value: Any) -> Any:
     """``value``, or its text neutralised if a spreadsheet would run it.
 
-    Plain ``str`` and numbers of the built-in types come back as they are
-    when safe; any other object comes back as the text that is written.
+    Safe values come back as they are, except a ``str`` subclass, which
+    comes back as its characters (what is judged is what is written).
 
     Example::
 
@@ -158,6 +168,42 @@ def guard_row(row: Iterable[Any]) -> list[Any]:
     ]
 
 
+def _column_is_safe(column: tuple) -> bool:
+    # True when guard_cell would return every cell of ``column`` unchanged,
+    # checked at C speed for the common columns (numbers, dates, text that
+    # starts with no trigger character); False means "check each cell".
+    types = set(map(type, column))
+    if types <= _PLAIN_TYPES:
+        return True
+    if types == {str}:
+        # no trigger first, and no separator inside (a formula could follow)
+        return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column)) and (
+            SEPARATORS.isdisjoint(''.join(column)))
+    return False
+
+
+def guard_rows(rows: list) -> list:
+    """``rows`` with every cell passed through :func:`guard_cell`.
+
+    The same cells as :func:`guard_row` on each row, decided column by
+    column: a batch whose columns are all harmless (the usual case) is
+    returned as it is, without a copy; otherwise only the columns with a
+    cell to neutralise are rebuilt. Rows of unequal lengths are guarded row
+    by row.
+    """
+    if not rows:
+        return rows
+    if len(set(map(len, rows))) != 1:
+        return [guard_row(row) for row in rows]
+    columns: list[Any] = list(zip(*rows))
+    unsafe = [index for index, column in enumerate(columns) if not _column_is_safe(column)]
+    if not unsafe:
+        return rows
+    for index in unsafe:
+        columns[index] = guard_row(columns[index])
+    return list(zip(*columns))
+
+
 def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool:
     """Must this (guarded) row be written with every cell quoted?
 
@@ -172,6 +218,28 @@ def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool
         ):
             return True
     return False
+
+
+def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS) -> list | None:
+    """:func:`row_needs_quotes` for each row, or None when no row needs it.
+
+    Decided column by column at C speed when it can (the usual batch has no
+    such cell); otherwise row by row.
+    """
+    if rows and len(set(map(len, rows))) == 1:
+        for column in zip(*rows):
+            types = set(map(type, column))
+            if str not in types:
+                continue
+            if types == {str} and separators.isdisjoint(''.join(column)) and not any(
+                map(str.isspace, map(_first_char, column))
+            ):
+                continue
+            break
+        else:
+            return None
+    flags = [row_needs_quotes(row, separators) for row in rows]
+    return flags if any(flags) else None
 
 
 def unquoted_separators(dialect: Any) -> frozenset:
