@@ -84,7 +84,7 @@ class _GuardedBody:
 
     def __init__(self, body: Iterable[bytes], environ: dict):
         self.body = body
-        self.environ = environ
+        self.environ: dict | None = environ
 
     def __iter__(self):
         return iter(self.body)
@@ -104,11 +104,12 @@ class _GuardedResponse:
     """Call the response as a WSGI application; close its streams if that fails."""
 
     def __init__(self, response: Callable, environ: dict):
-        self.response = response
+        self.response: Callable | None = response
         self.environ = environ
 
     def __call__(self, environ, start_response):
         response, self.response = self.response, None
+        assert response is not None, 'a response is called once'
         try:
             body = response(environ, start_response)
         except BaseException as exc:
@@ -140,7 +141,7 @@ def guard_policy(policy: Callable) -> Callable:
             return response
         return _GuardedResponse(response, environ)
 
-    tgstream_execution_policy.wrapped = policy
+    tgstream_execution_policy.wrapped = policy  # type: ignore[attr-defined]
     return tgstream_execution_policy
 
 

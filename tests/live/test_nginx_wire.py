@@ -86,7 +86,7 @@ def nginx(upstream_url: str, recipe: str):
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise AssertionError('nginx did not start: %r'
-                                             % process.stderr.read().decode())
+                                             % process.stderr.read().decode()) from None
                     time.sleep(0.05)
             yield 'http://127.0.0.1:%d' % port
         finally:

@@ -12,13 +12,17 @@ import enum
 import io
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyramid.exceptions import ConfigurationError
 
-from tgstream.renderers.csvsafe import (
-    DANGEROUS_PREFIXES, cell_text, guard_cell, guard_row, unsafe_dialect,
-)
 from tgstream.renderers.csv import CSVEncoder
+from tgstream.renderers.csvsafe import (
+    cell_text,
+    guard_cell,
+    guard_row,
+    unsafe_dialect,
+)
 
 
 class Color(str, enum.Enum):

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import csv
-import re
 import datetime
 import io
+import re
 from decimal import Decimal
 from fractions import Fraction
 

@@ -441,5 +441,6 @@ def test_unencodable_keys_are_still_an_error(make_testapp, json_impl, tgstream_l
     from decimal import Decimal
 
     app = serve_items(make_testapp, [{'a': 1}, {Decimal('1.5'): 'x'}], 'ndjson')
-    with pytest.raises(Exception):
+    with pytest.raises(tgstream.StreamEncodeError) as info:
         app.get('/v')
+    assert isinstance(info.value.__cause__, TypeError)

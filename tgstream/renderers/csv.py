@@ -34,7 +34,11 @@ from ..items import ResultRows
 from ..settings import get_settings
 from . import BaseEncoder, StreamRenderer
 from .csvsafe import (
-    guard_row, guard_rows, rows_needing_quotes, unquoted_separators, unsafe_dialect,
+    guard_row,
+    guard_rows,
+    rows_needing_quotes,
+    unquoted_separators,
+    unsafe_dialect,
 )
 from .encoders import Encoder
 
@@ -126,7 +130,7 @@ class CSVEncoder(BaseEncoder):
             return
         writer = self._writer
         for row, flag in zip(rows, flags):
-            (quoted if flag else writer).writerow(row)
+            (quoted if flag and quoted is not None else writer).writerow(row)
 
     def _cells(self, item: Any) -> list:
         if isinstance(item, Mapping):

@@ -34,9 +34,8 @@ view's code blocks. Wait with a timeout and yield :data:`sse_idle` meanwhile::
 """
 from __future__ import annotations
 
-import math
-
 import dataclasses
+import math
 import re
 import time
 from typing import Any

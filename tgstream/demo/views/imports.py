@@ -15,7 +15,7 @@ import csv
 import datetime
 import io
 import itertools
-from typing import Iterator
+from typing import Any, Iterator
 
 from pyramid.httpexceptions import HTTPMethodNotAllowed
 from sqlalchemy import insert, select
@@ -176,6 +176,7 @@ def insert_new(session, rows: list[dict]) -> set[str]:
     table: quadratic, 2.5 s per 1000 rows on PostgreSQL.)
     """
     dialect = session.get_bind().dialect.name
+    dialect_insert: Any
     if dialect == 'postgresql':
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     elif dialect == 'sqlite':
