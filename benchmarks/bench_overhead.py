@@ -20,6 +20,7 @@ Usage (from a checkout with the testing extra installed)::
     python benchmarks/bench_overhead.py              # 100 pairs of 1 000 requests, writes RESULTS.md
     python benchmarks/bench_overhead.py --quick      # 20 pairs, writes nothing
     python benchmarks/bench_overhead.py --pairs 200 --requests 2000
+    python benchmarks/bench_overhead.py --same       # A/A: the noise floor
 
 Target (issue 13): overhead <= 1 % and <= 0.5 us per request. Not part of
 the test suite; timings depend on the machine and its load.
@@ -119,9 +120,9 @@ def run_block(app, n: int, clock=time.thread_time) -> float:
     return elapsed
 
 
-def measure(pairs: int, requests: int, log, clock) -> tuple[list, list]:
+def measure(pairs: int, requests: int, log, clock, same=False) -> tuple[list, list]:
     """Per-request microseconds of each app, block by block, paired."""
-    plain, with_tg = make_app(False), make_app(True)
+    plain, with_tg = make_app(False), make_app(not same)
     for app in (plain, with_tg):  # warm up: imports, caches, reified properties
         run_block(app, requests, clock)
     without, with_ = [], []
@@ -168,7 +169,8 @@ def machine() -> str:
     )
 
 
-def report(without, with_, command: str, seconds: float, requests: int, clock: str) -> str:
+def report(without, with_, command: str, seconds: float, requests: int, clock: str,
+           same: bool = False) -> str:
     diffs = [b - a for a, b in zip(without, with_)]
     ratios = [b / a for a, b in zip(without, with_)]
     median_diff = statistics.median(diffs)
@@ -195,7 +197,8 @@ def report(without, with_, command: str, seconds: float, requests: int, clock: s
         '|---|---:|---:|---:|',
         '| without tgstream | %.2f | %.2f–%.2f | %.2f–%.2f |' % (
             statistics.median(without), *quartiles(without), min(without), max(without)),
-        '| with tgstream | %.2f | %.2f–%.2f | %.2f–%.2f |' % (
+        '| %s | %.2f | %.2f–%.2f | %.2f–%.2f |' % (
+            'without tgstream (A/A)' if same else 'with tgstream',
             statistics.median(with_), *quartiles(with_), min(with_), max(with_)),
         '| difference per pair | %+.2f | %+.2f–%+.2f | %+.2f–%+.2f |' % (
             median_diff, d1, d3, min(diffs), max(diffs)),
@@ -235,6 +238,9 @@ def main(argv=None) -> int:
                         help='20 pairs; writes nothing')
     parser.add_argument('--output', default=os.path.join(HERE, 'RESULTS.md'))
     parser.add_argument('--no-write', action='store_true')
+    parser.add_argument('--same', action='store_true',
+                        help='A/A run: both apps without tgstream, to see the '
+                             'noise floor of the machine; writes nothing')
     parser.add_argument('--clock', choices=sorted(CLOCKS), default='thread',
                         help='thread: CPU time of this thread (default; time the '
                              'process spends descheduled is not counted); wall: '
@@ -242,18 +248,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.pairs, args.no_write = 20, True
+    if args.same:
+        args.no_write = True
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    without, with_ = measure(args.pairs, args.requests, log, CLOCKS[args.clock])
+    without, with_ = measure(args.pairs, args.requests, log, CLOCKS[args.clock], args.same)
     command = ' '.join(
         ['python benchmarks/bench_overhead.py']
         + list(argv if argv is not None else sys.argv[1:])
     )
     text = report(without, with_, command, time.monotonic() - started, args.requests,
-                  args.clock)
+                  args.clock, args.same)
     print(text)
     if not args.no_write:
         write_section(args.output, text)

@@ -61,6 +61,8 @@ def test_expose_settings_use_prefixed_options():
 def test_expose_shortcut_given_twice_is_an_error():
     with pytest.raises(ConfigurationError, match='columns given both'):
         expose('csv', stream=True, columns=['a'], stream_options={'columns': ['b']})
+    with pytest.raises(ConfigurationError, match='filename or stream_filename, not both'):
+        expose(stream=True, filename='a.csv', stream_filename='b.csv')
 
 
 def test_view_config_prefixed_options(app):

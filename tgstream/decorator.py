@@ -63,8 +63,13 @@ class expose:
         if stream:
             settings['stream'] = stream
         for keyword, value in (('content_type', content_type), ('filename', filename)):
-            if value is not None:
-                settings[TRANSLATED[keyword]] = value
+            if value is None:
+                continue
+            if TRANSLATED[keyword] in settings:
+                raise ConfigurationError(
+                    'expose(): give %s or %s, not both' % (keyword, TRANSLATED[keyword])
+                )
+            settings[TRANSLATED[keyword]] = value
         shortcuts = {
             key: value
             for key, value in (('columns', columns), ('dialect', dialect))
