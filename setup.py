@@ -44,6 +44,10 @@ extras['testing'] = sorted(
         'defusedcsv >= 2.0',
         # a popular add-on with a content_type view predicate (issue 13)
         'cornice',
+        # what .ci/run checks besides the tests (lint, types, coverage)
+        'ruff',
+        'mypy',
+        'pytest-cov',
     }
 )
 

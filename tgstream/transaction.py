@@ -21,8 +21,11 @@ A request that does not stream pays one dictionary store in the hook.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pyramid.threadlocal import get_current_request
+
+from .events import Recorded
 
 log = logging.getLogger('tgstream')
 
@@ -105,8 +108,8 @@ def _recording_hook(inner_hook):
             manager = request.environ[MANAGER_KEY] = inner_hook(request)
             return manager
 
-    manager_hook.tgstream_wrapped = True
-    manager_hook.wrapped = inner_hook
+    manager_hook.tgstream_wrapped = True  # type: ignore[attr-defined]
+    manager_hook.wrapped = inner_hook  # type: ignore[attr-defined]
     return manager_hook
 
 
@@ -131,8 +134,8 @@ class StreamTransaction:
         self.policy = policy
         self.request = request
         self.decision: str | None = None
-        self.txn = None
-        self.outcome = 'not managed'
+        self.txn: Any = None
+        self.outcome: str = Recorded.NOT_MANAGED
         #: ``view`` policy: the view's transaction was doomed
         self.doomed = False
         self._deferred = None
@@ -193,11 +196,11 @@ class StreamTransaction:
 
     # ISynchronizer: follow the transactions begun on the request's manager
     def _synchronize(self) -> None:
-        manager = self.manager
-        # a ThreadTransactionManager's registerSynch is per thread: keep the
-        # wrapped manager so that close() on another thread unregisters it
-        base = getattr(manager, 'manager', None)
-        target = base if isinstance(manager, _transaction.ThreadTransactionManager) else manager
+        target = self.manager
+        if isinstance(target, _transaction.ThreadTransactionManager):
+            # its registerSynch is per thread: keep the wrapped manager, so
+            # that close() on another thread unregisters it
+            target = target.manager
         target.registerSynch(self)
         self._synchronized = target
 
@@ -238,28 +241,28 @@ class StreamTransaction:
             # The body was read inside the tween chain, before pyramid_tm
             # decided: let pyramid_tm finish the transaction itself.
             self._undefer()
-            self.outcome = 'pyramid_tm'
+            self.outcome = Recorded.PYRAMID_TM
             return
         if not _is_open(txn):
-            self.outcome = 'ended by the stream'
+            self.outcome = Recorded.ENDED_BY_STREAM
             return
         if self.decision == 'commit' and not txn.isDoomed():
-            self.outcome = 'committing'
+            self.outcome = Recorded.COMMITTING
             txn.commit()
-            self.outcome = 'committed'
+            self.outcome = Recorded.COMMITTED
         else:
             txn.abort()
-            self.outcome = 'aborted'
+            self.outcome = Recorded.ABORTED
 
     def close(self, stream) -> None:
         """The stream was closed: abort whatever is still open."""
         self._undefer()
         self._unsynchronize()
-        if _is_open(self.txn) and self.outcome != 'pyramid_tm':
+        if _is_open(self.txn) and self.outcome != Recorded.PYRAMID_TM:
             try:
                 self.txn.abort()
             finally:
-                self.outcome = 'aborted'
+                self.outcome = Recorded.ABORTED
         stream.transaction_outcome = self.outcome
         self.request.environ.pop(HOLDER_KEY, None)
 
