@@ -310,24 +310,28 @@ NOTES = """
 
 
 SECTION = '# PostgreSQL export benchmark'
+OVERHEAD_MARKER = '<!-- overhead:begin -->'
 
 
 def write_section(path: str, text: str) -> None:
     """Replace this benchmark's section of ``path`` (from its title to the
-    end), keeping what comes before it (the JSON benchmark's report)."""
+    end), keeping what comes before it (the JSON benchmark's report) and the
+    overhead benchmark's section after it (bench_overhead.py)."""
     try:
         with open(path) as f:
             current = f.read()
     except FileNotFoundError:
         current = ''
     before = current.split(SECTION)[0].rstrip('\n')
+    _, marker, after = current.partition(OVERHEAD_MARKER)
+    after = '\n' + marker + after if marker else ''
     # keep the live benchmark's section (bench_live.py), wherever it is
     live = re.search(r'<!-- bench_live: begin -->.*?<!-- bench_live: end -->\n?', current, re.S)
-    if live and live.group(0) in before:
+    if live and live.group(0) not in after:
         before = before.replace(live.group(0), '').rstrip('\n')
-    after = '\n' + live.group(0) if live else ''
+        after += '\n' + live.group(0)
     with open(path, 'w') as f:
-        f.write((before + '\n\n' if before else '') + text.rstrip('\n') + '\n' + after)
+        f.write((before + '\n\n' if before else '') + text + after)
 
 
 def main(argv=None) -> int:
