@@ -47,6 +47,14 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
+#: A pull of the view's iterable that returns within this many seconds is
+#: *fast* ...
+FAST_PULL = 0.002
+#: ... and only after this many fast pulls in a row are items held back to
+#: be joined into larger writes (see :class:`StreamIterator`).
+FAST_RUN = 16
+
+
 #: Stream outcomes (see :class:`tgstream.events.StreamFinished`).
 COMPLETED = 'completed'
 ERROR = 'error'
@@ -62,9 +70,17 @@ class StreamIterator:
       item become normal error responses.
     - Every ``next()`` and :meth:`close` runs with the request pushed as
       Pyramid's current request.
-    - Small items are coalesced into writes of ``chunk_size`` bytes; the
-      first item, items arriving ``flush_interval`` seconds or more after the
-      previous write, and :data:`flush` are written at once.
+    - Every item is written as soon as it is yielded (one write per item)
+      until the view's iterable has delivered :data:`FAST_RUN` items in a
+      row each within :data:`FAST_PULL` seconds of being asked for; only
+      then are items joined into writes of up to ``chunk_size`` bytes (or
+      ``flush_interval`` seconds). A slow pull ends the run. What can be
+      held is the tail of a long fast run followed by a pause: less than
+      ``chunk_size`` bytes, released by the next item, :data:`flush` or the
+      end.
+    - If the view's iterable (or an encoder, or the commit) fails while items
+      are held, those items are written first and the error is raised from
+      the following ``next()``.
     - When the items are exhausted, the ``before_end`` hooks run (the
       transaction commits) *before* the encoder's closing bytes are
       produced; an error there is raised from ``next()`` so the server cuts
@@ -72,9 +88,15 @@ class StreamIterator:
     - :meth:`close` closes the view's iterable, then runs the ``on_close``
       hooks; each step runs even if an earlier one raised.
 
+    ``fast_pull`` and ``fast_run`` (class attributes, :data:`FAST_PULL` and
+    :data:`FAST_RUN`) may be set per stream, e.g. in tests.
+
     It never defines ``__len__`` (waitress would take a one-item iterable's
     length as the Content-Length).
     """
+
+    fast_pull: float = FAST_PULL
+    fast_run: int = FAST_RUN
 
     def __init__(
         self,
@@ -100,6 +122,9 @@ class StreamIterator:
         self._lock = threading.Lock()
         self._last_write = 0.0
         self._deferred_error: BaseException | None = None
+        # an error met while items were held: raised after they are written
+        self._stored_error: Exception | None = None
+        self._run = 0  # fast pulls in a row (see fast_run)
         self._context: Any = _MISSING
         #: hooks: ``on_start()`` before the first ``next()`` pulls an item,
         #: ``before_end()`` at exhaustion before the closing bytes,
@@ -159,6 +184,11 @@ class StreamIterator:
         with request_context(self.request):
             self._restore_context()
             try:
+                stored = self._stored_error
+                if stored is not None:
+                    # the items held before it went out with the last next()
+                    self._stored_error = None
+                    raise stored
                 self._check_client()
                 if not self._started:
                     self._started = True
@@ -198,6 +228,30 @@ class StreamIterator:
         if self._exhausted:
             return self._end(b'')
         buffered: list[bytes] = []
+        try:
+            exhausted = self._collect(buffered)
+        except Exception as exc:
+            self._run = 0
+            if not buffered:
+                raise
+            # Deliver what was yielded before the failure; fail next time.
+            self._stored_error = exc
+            return self._wrote(b''.join(buffered))
+        if exhausted:
+            self._exhausted = True
+            return self._end(b''.join(buffered))
+        return self._wrote(b''.join(buffered))
+
+    def _collect(self, buffered: list[bytes]) -> bool:
+        """Pull and encode items into ``buffered`` until they should be
+        written; return True when the view's iterable is exhausted.
+
+        The rule (see the class docstring): write through while the run of
+        fast pulls is shorter than ``fast_run``, then coalesce up to chunk_size
+        bytes or flush_interval seconds. A WSGI stream cannot write while the
+        view blocks, so holding an item is a bet that the next pull is fast:
+        only a long run of fast pulls makes that bet.
+        """
         size = 0
         encode = self.encoder.encode
         flush_each = self.encoder.flush_each
@@ -206,12 +260,21 @@ class StreamIterator:
         last_write = self._last_write
         monotonic = time.monotonic
         client_gone = self._client_gone
+        fast_pull = self.fast_pull
+        hold_after = self.fast_run
+        run = self._run
+        asked = monotonic()
         for item in self._iterator:
+            if monotonic() - asked <= fast_pull:
+                run += 1
+            else:
+                run = 0
             if client_gone is not None and client_gone():
                 raise _ClientGone
             if item is flush:
                 if size:
                     break
+                asked = monotonic()
                 continue
             if item.__class__ is Batch:
                 data = self._encode_batch(item.items)
@@ -221,27 +284,37 @@ class StreamIterator:
                 except Exception as exc:
                     raise StreamEncodeError(self.items_sent, item, self.name) from exc
                 self.items_sent += 1
+            asked = monotonic()
             if data:
                 buffered.append(data)
                 size += len(data)
                 if (
-                    size >= chunk_size
+                    run < hold_after
+                    or size >= chunk_size
                     or flush_each
-                    or monotonic() - last_write >= flush_interval
+                    or asked - last_write >= flush_interval
                 ):
                     break
         else:
-            self._exhausted = True
-            return self._end(b''.join(buffered))
-        return self._wrote(b''.join(buffered))
+            self._run = run
+            return True
+        self._run = run
+        return False
 
     def _end(self, data: bytes) -> bytes:
         # The items are exhausted: commit *before* the closing bytes exist,
         # so a failed commit can still cut the response -- and not at all
         # when the client is known to be gone.
-        self._check_client()
-        for hook in self.before_end:
-            hook()
+        try:
+            self._check_client()
+            for hook in self.before_end:
+                hook()
+        except Exception as exc:
+            if not data:
+                raise
+            # the items yielded last go out; the failure follows
+            self._stored_error = exc
+            return self._wrote(data)
         data += self.encoder.end()
         self._finished = True
         self.outcome = COMPLETED
@@ -335,6 +408,16 @@ class StreamIterator:
         Idempotent and safe on any thread (a stream dropped by the server is
         closed by the garbage collector).
         """
+        stored = self._stored_error
+        if stored is not None and not self._closed:
+            # closed before the error held back behind the last items was
+            # raised: it is still the stream's outcome (and is logged)
+            self._stored_error = None
+            if isinstance(stored, _ClientGone):
+                self.outcome = DISCONNECTED
+            else:
+                self._fail(stored)
+                return
         with self._lock:
             if self._closed:
                 return
