@@ -536,9 +536,9 @@ class Settings(collections.abc.Mapping):
 
 NOT_ITEMS = [
     ({'a': 1, 'b': 2}, 'dict'),
-    (collections.OrderedDict(a=1), 'collections.OrderedDict'),
+    (collections.OrderedDict(a=1), 'OrderedDict'),
     (types.MappingProxyType({'a': 1}), 'mappingproxy'),
-    (Settings(), 'tests.test_delivery.Settings'),
+    (Settings(), 'Settings'),
     ('text', 'str'),
     (b'bytes', 'bytes'),
     (bytearray(b'x'), 'bytearray'),

@@ -71,10 +71,7 @@ def check_iterable(value: Any, name: str, accepts_mapping: bool = False) -> Iter
     if accepts_mapping and isinstance(value, Mapping):
         return value
     if isinstance(value, NOT_ITEMS) or not hasattr(value, '__iter__'):
-        kind = type(value)
-        kind_name = 'None' if value is None else kind.__qualname__
-        if kind.__module__ != 'builtins':
-            kind_name = '%s.%s' % (kind.__module__, kind_name)
+        kind_name = 'None' if value is None else type(value).__name__
         raise TypeError(
             'stream view %s returned %s; a stream=True view must be a '
             'generator function or return an iterable of items (e.g. a '
