@@ -74,6 +74,12 @@ NOTES = """
   objects or 500 rows by default) avoid both.
 - The ~20 MiB RSS growth of D, T and B1000 in the main table is waitress'
   own output buffer (see the memory-scaling note), not the apps'.
+- `NAME@base` rows (with `--baseline DIR`) serve the same scenario from an
+  older checkout of tgstream (here: before issue 12's delivery rule), in the
+  same rounds, so the two can be compared side by side. Issue 12 writes
+  the first items after every slow pull one by one (so a short burst is
+  never held back by a pause): a generator over `yield_per` rows pays 16
+  single-item writes per fetch that takes over 2 ms.
 - On this shared 2-core machine absolute figures vary by ±20 % from run to
   run (other processes, client and server on the same cores); ratios within
   one run are steadier.
