@@ -47,8 +47,8 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
-#: A pull of the view's iterable that returns within this many seconds is
-#: *fast* ...
+#: A pull of the view's iterable that returns within this many seconds of
+#: the previous item is *fast* ...
 FAST_PULL = 0.002
 #: ... and only after this many fast pulls in a row are items held back to
 #: be joined into larger writes (see :class:`StreamIterator`).
@@ -72,7 +72,7 @@ class StreamIterator:
       Pyramid's current request.
     - Every item is written as soon as it is yielded (one write per item)
       until the view's iterable has delivered :data:`FAST_RUN` items in a
-      row each within :data:`FAST_PULL` seconds of being asked for; only
+      row, each within :data:`FAST_PULL` seconds of the one before; only
       then are items joined into writes of up to ``chunk_size`` bytes (or
       ``flush_interval`` seconds). A slow pull ends the run. What can be
       held is the tail of a long fast run followed by a pause: less than
