@@ -264,8 +264,10 @@ class StreamIterator:
         hold_after = self.fast_run
         run = self._run
         # One clock read per item: a pull is timed from the previous item's
-        # arrival (so it includes that item's encoding -- never long for an
-        # item that is not itself worth a write).
+        # arrival in this call, or from the start of this next() (the
+        # server's write in between does not count). It includes the
+        # previous item's encoding -- never long for an item that is not
+        # itself worth a write.
         asked = monotonic()
         for item in self._iterator:
             now = monotonic()
