@@ -102,9 +102,8 @@ def serve(name: str, db: str) -> None:
     """Run scenario ``name`` on waitress; print its port, serve until killed."""
     name = name.removesuffix(BASELINE)  # (its tgstream comes from PYTHONPATH)
     sys.path.insert(0, HERE)
-    from waitress.server import create_server
-
     import bench_apps
+    from waitress.server import create_server
 
     app = bench_apps.make_app(name, db)
     options = json.loads(os.environ.get('TGSTREAM_BENCH_WAITRESS', '{}'))

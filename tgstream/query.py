@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .jsonrules import ResultRows
-from .items import Batch
+from .items import Batch, ResultRows
 
 
 def _entity_columns(statement: Any) -> list[int]:

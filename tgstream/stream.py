@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 from .context import request_context
-from .encoders import Encoder
+from .events import Outcome, Recorded, transaction_outcome
 from .items import Batch, StreamEncodeError, flush
-from .events import transaction_outcome
+from .renderers.encoders import Encoder
 
 log = logging.getLogger('tgstream')
 
@@ -53,13 +53,6 @@ FAST_PULL = 0.002
 #: ... and only after this many fast pulls in a row are items held back to
 #: be joined into larger writes (see :class:`StreamIterator`).
 FAST_RUN = 16
-
-
-#: Stream outcomes (see :class:`tgstream.events.StreamFinished`).
-COMPLETED = 'completed'
-ERROR = 'error'
-DISCONNECTED = 'disconnected'
-ABORTED = 'aborted'
 
 
 class StreamIterator:
@@ -137,10 +130,9 @@ class StreamIterator:
         self.items_sent = 0
         self.bytes_sent = 0
         self.started_at = time.monotonic()
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
         self.exception: BaseException | None = None
-        self.transaction_outcome = 'not managed'
-        self.thread_id = threading.get_ident()
+        self.transaction_outcome: str = Recorded.NOT_MANAGED
         self.ended_at: float | None = None
         # waitress' ``client_disconnected()`` (meaningful with
         # channel_request_lookahead > 0): checked between items and before
@@ -166,6 +158,10 @@ class StreamIterator:
             else:
                 self._exhausted = True
         except BaseException:
+            # The error becomes the request's error response; the stream is
+            # never handed over, so it is closed here, once (a later garbage
+            # collection must not close it again and pop request.context).
+            self._closed = True
             self._close_source()
             raise
 
@@ -322,7 +318,7 @@ class StreamIterator:
             return self._wrote(data)
         data += self.encoder.end()
         self._finished = True
-        self.outcome = COMPLETED
+        self.outcome = Outcome.COMPLETED
         if not data:
             raise StopIteration
         return self._wrote(data)
@@ -371,15 +367,15 @@ class StreamIterator:
         if client_gone is not None and client_gone():
             raise _ClientGone
 
-    def _disconnected(self) -> None:
+    def _disconnected(self) -> NoReturn:
         # The client left while the stream ran: close (abort) now, then tell
         # the server, which cuts the response quietly.
-        self.outcome = DISCONNECTED
+        self.outcome = Outcome.DISCONNECTED
         self.close()
         raise _client_disconnected_error() from None
 
     def _fail(self, exc: BaseException) -> None:
-        self.outcome = ERROR
+        self.outcome = Outcome.ERROR
         self.exception = exc
         self.close()
         # Logged after close(): the transaction's outcome is known by then.
@@ -419,7 +415,7 @@ class StreamIterator:
             # raised: it is still the stream's outcome (and is logged)
             self._stored_error = None
             if isinstance(stored, _ClientGone):
-                self.outcome = DISCONNECTED
+                self.outcome = Outcome.DISCONNECTED
             else:
                 self._fail(stored)
                 return
@@ -429,7 +425,7 @@ class StreamIterator:
             self._closed = True
         self.ended_at = time.monotonic()
         if self.outcome is None:
-            self.outcome = DISCONNECTED if self._started else ABORTED
+            self.outcome = Outcome.DISCONNECTED if self._started else Outcome.ABORTED
         with request_context(self.request):
             self._close_source()
             for hook in self.on_close:

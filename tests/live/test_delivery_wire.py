@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 
-import httpx
 import pytest
 
-import tgstream
+from tests.handshake import Handshake
 from tgstream.stream import StreamIterator
 
 from .conftest import read_timed
@@ -32,42 +30,21 @@ def add(config, name, view, renderer=None, **options):
     config.add_view(view, route_name=name, renderer=renderer, stream=True, **options)
 
 
-class Handshake:
-    """The client side sets ``event`` once ``ready(body so far)``; arrival
-    times are recorded per chunk (``time.monotonic()``, the server's clock:
-    the server runs in this process)."""
+def arrival_of(chunks, token: bytes) -> float:
+    """When (seconds into the response) ``token`` was complete on the client."""
+    body = b''
+    for when, chunk in chunks:
+        body += chunk
+        if token in body:
+            return when
+    raise AssertionError('%r never arrived' % token)
 
-    def __init__(self, ready):
-        self.ready = ready
-        self.event = threading.Event()
-        self.yielded: dict = {}
-        self.arrivals: list[tuple[float, bytes]] = []
 
-    def wait(self) -> bool:
-        return self.event.wait(WAIT)
-
-    def fetch(self, url: str) -> tuple[bytes, bool]:
-        body = b''
-        complete = True
-        with httpx.Client(timeout=WAIT * 3) as client:
-            with client.stream('GET', url) as response:
-                try:
-                    for chunk in response.iter_raw():
-                        self.arrivals.append((time.monotonic(), chunk))
-                        body += chunk
-                        if not self.event.is_set() and self.ready(body):
-                            self.event.set()
-                except httpx.RemoteProtocolError:
-                    complete = False
-        return body, complete
-
-    def arrival_of(self, token: bytes) -> float:
-        body = b''
-        for when, chunk in self.arrivals:
-            body += chunk
-            if token in body:
-                return when
-        raise AssertionError('%r never arrived' % token)
+def fetch(shake: Handshake, url: str):
+    """``shake.read(url)``, with the monotonic time the request started."""
+    started = time.monotonic()
+    response, chunks, complete = shake.read(url, timeout=WAIT * 3)
+    return started, b''.join(c for _, c in chunks), chunks, complete
 
 
 def _item(renderer, n):
@@ -79,49 +56,51 @@ def _item(renderer, n):
 @pytest.mark.parametrize('renderer', [None, 'json', 'ndjson', 'csv', 'sse'])
 @pytest.mark.parametrize('burst', [1, 16])
 def test_a_burst_reaches_the_client_before_the_pause_ends(make_app, live, renderer, burst):
-    last = b'item-%d' % (burst - 1)
-    shake = Handshake(lambda body: last in body)
+    shake = Handshake(WAIT)
+    yielded = {}
 
     def view(request):
         for n in range(burst):
-            shake.yielded[n] = time.monotonic()
+            yielded[n] = time.monotonic()
             yield _item(renderer, n)
         # the pause ends only once the client has every item of the burst
-        yield _item(renderer, 'end' if shake.wait() else 'TIMEOUT')
+        arrived = shake.wait_for(b'item-%d' % (burst - 1))
+        yield _item(renderer, 'end' if arrived else 'TIMEOUT')
 
     url = live(make_app(lambda c: add(c, 'v', view, renderer)))
-    body, complete = shake.fetch(url + '/v')
+    started, body, chunks, complete = fetch(shake, url + '/v')
     assert complete
-    assert b'item-end' in body, 'the burst was held back until the pause ended'
-    for n, yielded in shake.yielded.items():
+    assert shake.late == [], 'the burst was held back until the pause ended'
+    assert b'item-end' in body
+    for n, when in yielded.items():
         # measured: yield -> on the client (generous: the machine is loaded)
-        assert shake.arrival_of(b'item-%d' % n) - yielded < WAIT / 4
+        assert started + arrival_of(chunks, b'item-%d' % n) - when < WAIT / 4
 
 
 def test_ndjson_progress_before_slow_work(make_app, live):
     # The issue's example: "writing" must be shown while the work runs.
-    shake = Handshake(lambda body: b'"writing"' in body)
+    shake = Handshake(WAIT)
 
     def progress(request):
         yield {'status': 'started'}
         yield {'status': 'writing'}
-        done = shake.wait()          # the slow work
+        done = shake.wait_for(b'"writing"')     # the slow work
         yield {'status': 'done' if done else 'TIMEOUT'}
 
     url = live(make_app(lambda c: add(c, 'v', progress, 'ndjson')))
-    body, complete = shake.fetch(url + '/v')
-    assert complete
+    started, body, chunks, complete = fetch(shake, url + '/v')
+    assert complete and shake.late == []
     assert [json.loads(line) for line in body.splitlines()] == [
         {'status': 'started'}, {'status': 'writing'}, {'status': 'done'},
     ]
 
 
 def test_template_heading_arrives_before_a_slow_row(make_app, live):
-    shake = Handshake(lambda body: b'</h1>' in body)
+    shake = Handshake(WAIT)
 
     def page(request):
         def rows():
-            yield 'row 1' if shake.wait() else 'TIMEOUT'
+            yield 'row 1' if shake.wait_for(b'</h1>') else 'TIMEOUT'
 
         return {'title': 'Report', 'rows': rows()}
 
@@ -129,18 +108,18 @@ def test_template_heading_arrives_before_a_slow_row(make_app, live):
         lambda c: add(c, 'v', page, TEMPLATES + 'heading.jinja2'),
         includes=('tgstream', 'pyramid_jinja2'),
     )
-    body, complete = shake.fetch(live(app) + '/v')
-    assert complete
+    started, body, chunks, complete = fetch(shake, live(app) + '/v')
+    assert complete and shake.late == []
     assert b'<h1>Report</h1>' in body and b'<li>row 1</li>' in body
 
 
 def test_template_flush_releases_a_long_run_before_a_slow_row(make_app, live, monkeypatch):
     monkeypatch.setattr(StreamIterator, 'fast_pull', 60.0)   # every pull fast
-    shake = Handshake(lambda body: b'<li>299</li></ul>' in body)
+    shake = Handshake(WAIT)
 
     def page(request):
         def slow():
-            yield 'slow' if shake.wait() else 'TIMEOUT'
+            yield 'slow' if shake.wait_for(b'<li>299</li></ul>') else 'TIMEOUT'
 
         return {'fast': range(300), 'slow': slow()}
 
@@ -148,8 +127,8 @@ def test_template_flush_releases_a_long_run_before_a_slow_row(make_app, live, mo
         lambda c: add(c, 'v', page, TEMPLATES + 'flushed.jinja2'),
         includes=('tgstream', 'pyramid_jinja2'),
     )
-    body, complete = shake.fetch(live(app) + '/v')
-    assert complete and body.endswith(b'<p>slow</p>')
+    started, body, chunks, complete = fetch(shake, live(app) + '/v')
+    assert complete and shake.late == [] and body.endswith(b'<p>slow</p>')
 
 
 class CountingApp:

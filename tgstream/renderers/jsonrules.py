@@ -33,6 +33,8 @@ from pyramid.interfaces import IJSONAdapter, IRendererFactory
 from pyramid.renderers import JSON
 from zope.interface import implementedBy, providedBy
 
+from ..items import ResultRows
+
 try:  # the ``fast`` extra
     import orjson
 except ImportError:  # pragma: no cover - exercised by the no-orjson tests
@@ -44,16 +46,6 @@ except ImportError:  # pragma: no cover
     Row = RowMapping = None
 
 _DEFAULT_RENDERER = JSON()
-
-
-class ResultRows(list):
-    """A list of rows that all come from one result (same columns).
-
-    :func:`tgstream.stream_query` batches are such lists, which lets the
-    encoders skip checking each row's columns.
-    """
-
-    __slots__ = ()
 
 
 def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
@@ -209,7 +201,6 @@ class JSONEncoding:
         if one_line:
             kw.pop('indent', None)
         self.request = request
-        self.one_line = one_line
         components = renderer.components
         # An app adapter takes precedence over a built-in.
         self.converters = {

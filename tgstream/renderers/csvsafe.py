@@ -31,7 +31,7 @@ and its per-cell function is private (``defusedcsv.csv._escape``); it does
 not treat tab and carriage return, which the guard must; and tgstream's
 runtime dependency is Pyramid only while the guard is on by default. The
 test suite checks cell-for-cell agreement with defusedcsv's public writer
-(tests/test_csvsafe.py) wherever defusedcsv has a rule.
+(tests/renderers/test_csvsafe.py) wherever defusedcsv has a rule.
 
 Caveat: the prefix changes the data (``'=1+1`` is what a program reading
 the file sees). Turn the guard off for files read by programs, or for

@@ -17,7 +17,7 @@ Items are mappings (``dict``, SQLAlchemy ``RowMapping``), SQLAlchemy
   ``escapechar``, ``doublequote``, ``skipinitialspace``, ``lineterminator``,
   ``quoting``) are options; ``bom=True`` starts the file with a UTF-8 byte
   order mark (for Excel).
-- The formula-injection guard (:mod:`tgstream.csvsafe`) applies to every row
+- The formula-injection guard (:mod:`tgstream.renderers.csvsafe`) applies to every row
   unless ``tgstream.csv.formula_guard = false`` or ``formula_guard=False``.
 - ``text/csv; charset=utf-8``; name the download with the view's
   ``filename='users.csv'`` option, or per request with
@@ -30,11 +30,11 @@ import io
 from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
+from ..items import ResultRows
+from ..settings import get_settings
+from . import BaseEncoder, StreamRenderer
 from .csvsafe import guard_row
 from .encoders import Encoder
-from .jsonrules import ResultRows
-from .serializers import StreamRenderer
-from .settings import get_settings
 
 try:
     from sqlalchemy.engine import Row
@@ -61,7 +61,7 @@ def _describe(item: Any) -> str:
     return '%s.%s' % (cls.__module__, cls.__qualname__)
 
 
-class CSVEncoder:
+class CSVEncoder(BaseEncoder):
     """Encode items as CSV rows (see the module docstring)."""
 
     flush_each = False
@@ -222,7 +222,7 @@ class CSVEncoder:
 
 class CSVStreamRenderer(StreamRenderer):
     """``renderer='csv'``: ``text/csv; charset=utf-8`` (options: see
-    :mod:`tgstream.csvstream`)."""
+    :mod:`tgstream.renderers.csv`)."""
 
     content_type = 'text/csv; charset=utf-8'
     options = frozenset(
@@ -275,3 +275,7 @@ class CSVStreamRenderer(StreamRenderer):
             guard=guard_row if guard else None,
             bom=self.bom,
         )
+
+
+def includeme(config) -> None:
+    config.add_stream_renderer('csv', CSVStreamRenderer)
