@@ -22,7 +22,7 @@ from waitress.channel import ClientDisconnected
 import tgstream
 import tgstream.stream as stream_module
 from tests.dbapp import User, build_db_app, count_users, seed_users
-from tgstream.encoders import RawEncoder
+from tgstream.renderers.encoders import RawEncoder
 from tgstream.stream import StreamIterator
 from tgstream.testing import open_stream, record_streams
 
