@@ -20,6 +20,10 @@ log = logging.getLogger('tgstream')
 
 _MISSING = object()
 
+# At most this many items yielded one by one are encoded by one
+# encode_batch call (see StreamIterator._encode_run).
+_RUN_MAX = 1000
+
 
 class _ClientGone(Exception):
     # internal: the server says the client left (see StreamIterator._check_client)
@@ -139,6 +143,12 @@ class StreamIterator:
         # the commit, so a client gone during a pause aborts the stream.
         probe = getattr(request, 'environ', {}).get('waitress.client_disconnected')
         self._client_gone: Callable[[], bool] | None = probe if callable(probe) else None
+        # Items yielded one by one are encoded in runs by an encoder that
+        # takes batches (not by one whose items are each written at once).
+        self._batches_runs = (
+            hasattr(encoder, 'encode_batch') and not getattr(encoder, 'flush_each', False)
+        )
+        self._item_size: float | None = None  # bytes per item, as encoded so far
 
     # -- priming (inside the view) -----------------------------------------
 
@@ -216,11 +226,11 @@ class StreamIterator:
             return None
 
     def _next_chunk(self) -> bytes:
-        pending = self._pending
-        if pending is not None:
+        primed = self._pending
+        if primed is not None:
             self._pending = None
-            if pending:
-                return self._wrote(pending)
+            if primed:
+                return self._wrote(primed)
         if self._exhausted:
             return self._end(b'')
         buffered: list[bytes] = []
@@ -259,48 +269,118 @@ class StreamIterator:
         fast_pull = self.fast_pull
         hold_after = self.fast_run
         run = self._run
+        # Items of a fast run wait here (unencoded) to be encoded together
+        # by one encode_batch call; see _encode_run.
+        pending: list | None = [] if self._batches_runs else None
+        pending_limit = self._run_limit(chunk_size)
         # One clock read per item: a pull is timed from the previous item's
         # arrival in this call, or from the start of this next() (the
         # server's write in between does not count). It includes the
         # previous item's encoding -- never long for an item that is not
         # itself worth a write.
         asked = monotonic()
-        for item in self._iterator:
-            now = monotonic()
-            if now - asked <= fast_pull:
-                run += 1
-            else:
-                run = 0
-            asked = now
-            if client_gone is not None and client_gone():
-                raise _ClientGone
-            if item is flush:
-                if size:
-                    break
-                continue
-            if item.__class__ is Batch:
-                data = self._encode_batch(item.items)
-            else:
-                try:
-                    data = encode(item)
-                except Exception as exc:
-                    raise StreamEncodeError(self.items_sent, item, self.name) from exc
-                self.items_sent += 1
-            if data:
-                buffered.append(data)
-                size += len(data)
-                if (
+        try:
+            for item in self._iterator:
+                now = monotonic()
+                if now - asked <= fast_pull:
+                    run += 1
+                else:
+                    run = 0
+                asked = now
+                if client_gone is not None and client_gone():
+                    raise _ClientGone
+                if item is flush:
+                    if pending:
+                        size += self._encode_run(pending, buffered)
+                    if size:
+                        break
+                    continue
+                if pending is not None and run >= hold_after and item.__class__ is not Batch:
+                    # a long fast run: hold the item, encode the run at once
+                    pending.append(item)
+                    if (
+                        len(pending) < pending_limit
+                        and now - last_write < flush_interval
+                    ):
+                        continue
+                    size += self._encode_run(pending, buffered)
+                    pending_limit = self._run_limit(chunk_size - size)
+                    data = None
+                else:
+                    if pending:  # a slow pull ended the run: keep the order
+                        size += self._encode_run(pending, buffered)
+                    if item.__class__ is Batch:
+                        data = self._encode_batch(item.items)
+                    else:
+                        try:
+                            data = encode(item)
+                        except Exception as exc:
+                            raise StreamEncodeError(self.items_sent, item, self.name) from exc
+                        self.items_sent += 1
+                if data:
+                    buffered.append(data)
+                    size += len(data)
+                if size and (
                     run < hold_after
                     or size >= chunk_size
                     or flush_each
                     or now - last_write >= flush_interval
                 ):
                     break
-        else:
-            self._run = run
-            return True
+            else:
+                if pending:
+                    self._encode_run(pending, buffered)
+                self._run = run
+                return True
+        except BaseException:
+            if pending:  # what was yielded before the failure is still encoded
+                self._encode_run(pending, buffered)
+            raise
         self._run = run
         return False
+
+    def _run_limit(self, room: int) -> int:
+        # Items in a run: what fills about half the ``room`` bytes left in
+        # this chunk at the largest size per item seen so far, so that the
+        # items held unencoded stay within chunk_size even when items grow
+        # (what a pause can hold is bounded by chunk_size); one until an
+        # item's size is known.
+        item_size = self._item_size
+        if item_size is None:
+            return 1
+        return max(1, min(_RUN_MAX, int(room / (2 * item_size))))
+
+    def _encode_run(self, run: list, buffered: list) -> int:
+        """Encode the items of ``run`` (yielded one by one) with one
+        ``encode_batch`` call, append the bytes to ``buffered``, empty
+        ``run``; return the number of bytes.
+
+        The bytes are those of encoding each item alone (the encoder's
+        contract). If the batch fails, the items are encoded one by one, so
+        those before the failing one are in ``buffered`` and the error names
+        the failing item.
+        """
+        items = run[:]
+        run.clear()
+        try:
+            data = self.encoder.encode_batch(items)
+        except Exception:
+            encode = self.encoder.encode
+            size = 0
+            for item in items:
+                try:
+                    data = encode(item)
+                except Exception as exc:
+                    raise StreamEncodeError(self.items_sent, item, self.name) from exc
+                self.items_sent += 1
+                buffered.append(data)
+                size += len(data)
+            return size  # pragma: no cover - only an encoder whose batch is stricter
+        self.items_sent += len(items)
+        if data:
+            buffered.append(data)
+            self._item_size = max(self._item_size or 0.0, len(data) / len(items))
+        return len(data)
 
     def _end(self, data: bytes) -> bytes:
         # The items are exhausted: commit *before* the closing bytes exist,

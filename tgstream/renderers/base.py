@@ -8,6 +8,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRendererFactory
 from pyramid.renderers import JSON
 
+from ..query import result_batches
 from .encoders import Encoder
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +66,8 @@ class StreamRenderer:
             batches = getattr(value, 'tgstream_batches', None)
             if batches is not None:  # a QueryStream returned by the view
                 value = batches()
+            else:  # a SQLAlchemy Result, ScalarResult or Query
+                value = result_batches(value) or value
         return value, self.encoder(request)
 
     def encoder(self, request) -> Encoder:  # pragma: no cover - abstract
