@@ -111,5 +111,6 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
+    config.include('.guard')
     config.include('.renderers')
     config.include('.toolbar')
