@@ -429,9 +429,11 @@ def test_no_idle_in_transaction_after_disconnect(pg):
     with open_stream(app, '/v') as response:
         response.read(2)
     with pg.connect() as conn:
+        # only this test's sessions (application_name: see the pg_engine fixture)
         idle = conn.execute(
             text("select count(*) from pg_stat_activity where state = 'idle in transaction' "
-                 "and datname = current_database() and pid <> pg_backend_pid()")
+                 "and application_name = current_setting('application_name') "
+                 "and pid <> pg_backend_pid()")
         ).scalar()
     assert idle == 0
     assert count_users(pg) == 2000
