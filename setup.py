@@ -23,6 +23,13 @@ extras = {
     # tgstream-create: a new project from the packaged cookiecutter template
     'scaffold': ['cookiecutter >= 2.1'],
 }
+# live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
+# gevent by itself) and gunicorn's gevent worker for many streams per process
+extras['live'] = extras['sqlalchemy'] + [
+    'psycopg >= 3.2',
+    'gevent >= 23.9',
+    'gunicorn >= 21',
+]
 extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + [
     'pyramid_retry',
     'pyramid_debugtoolbar',
@@ -30,7 +37,7 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + [
     'waitress',
 ]
 extras['testing'] = sorted(
-    set(extras['demo'] + extras['fast'])
+    set(extras['demo'] + extras['fast'] + extras['live'])
     | {
         'pytest >= 7',
         'WebTest >= 3',
