@@ -182,21 +182,23 @@ def _column_is_safe(column: tuple) -> bool:
     return False
 
 
-def guard_rows(rows: list) -> list:
+def guard_rows(rows: list, plain: frozenset = frozenset()) -> list:
     """``rows`` with every cell passed through :func:`guard_cell`.
 
     The same cells as :func:`guard_row` on each row, decided column by
     column: a batch whose columns are all harmless (the usual case) is
     returned as it is, without a copy; otherwise only the columns with a
     cell to neutralise are rebuilt. Rows of unequal lengths are guarded row
-    by row.
+    by row. ``plain``: indexes of columns the caller knows hold only cells
+    that start with a digit (or ``None``): not checked.
     """
     if not rows:
         return rows
     if len(set(map(len, rows))) != 1:
         return [guard_row(row) for row in rows]
     columns: list[Any] = list(zip(*rows))
-    unsafe = [index for index, column in enumerate(columns) if not _column_is_safe(column)]
+    unsafe = [index for index, column in enumerate(columns)
+              if index not in plain and not _column_is_safe(column)]
     if not unsafe:
         return rows
     for index in unsafe:
@@ -220,14 +222,17 @@ def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool
     return False
 
 
-def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS) -> list | None:
+def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS,
+                        plain: frozenset = frozenset()) -> list | None:
     """:func:`row_needs_quotes` for each row, or None when no row needs it.
 
     Decided column by column at C speed when it can (the usual batch has no
-    such cell); otherwise row by row.
+    such cell); otherwise row by row. ``plain``: as for :func:`guard_rows`.
     """
     if rows and len(set(map(len, rows))) == 1:
-        for column in zip(*rows):
+        for index, column in enumerate(zip(*rows)):
+            if index in plain:
+                continue
             types = set(map(type, column))
             if str not in types:
                 continue
