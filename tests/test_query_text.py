@@ -183,7 +183,9 @@ def test_csv_view_uses_text_path(pg_engine, make_testapp):
 
     def setup(config):
         def returned(request):
-            return tgstream.stream_query(Session(pg_engine), statement)
+            session = Session(pg_engine)
+            request.add_finished_callback(lambda request: session.close())
+            return tgstream.stream_query(session, statement)
 
         def yielded(request):
             with Session(pg_engine) as session:

@@ -59,12 +59,13 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import operator
 import re
 import uuid
 from decimal import Decimal
 from numbers import Number
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 #: First characters that make a spreadsheet evaluate a cell.
 DANGEROUS_PREFIXES = frozenset('=+-@|%\t\r\0')
@@ -178,8 +179,18 @@ def _column_is_safe(column: tuple) -> bool:
     if types == {str}:
         # no trigger first, and no separator inside (a formula could follow)
         return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column)) and (
-            SEPARATORS.isdisjoint(''.join(column)))
+            _finder(SEPARATORS)(''.join(column)) is None)
     return False
+
+
+@functools.lru_cache(maxsize=32)
+def _finder(characters: frozenset) -> Callable[[str], Any]:
+    # The search of a regular expression's character class scans a long
+    # string many times faster than frozenset.isdisjoint(string) (which
+    # makes and hashes a 1-character string per character).
+    if not characters:
+        return lambda text: None
+    return re.compile('[%s]' % ''.join(map(re.escape, sorted(characters)))).search
 
 
 def guard_rows(rows: list, plain: frozenset = frozenset()) -> list:
@@ -236,7 +247,7 @@ def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS,
             types = set(map(type, column))
             if str not in types:
                 continue
-            if types == {str} and separators.isdisjoint(''.join(column)) and not any(
+            if types == {str} and _finder(separators)(''.join(column)) is None and not any(
                 map(str.isspace, map(_first_char, column))
             ):
                 continue
