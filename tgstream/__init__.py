@@ -32,6 +32,7 @@ from .sessions import abort_session as abort_session
 from .transaction import checkpoint as checkpoint
 from .sessions import commit_session as commit_session
 from .transaction import wrap_manager_hook
+from .serverlog import install_server_log_filter
 from .headers import content_disposition as content_disposition
 
 __all__ = [
@@ -110,6 +111,7 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
+    install_server_log_filter()
     config.include('.serializers')
     config.include('.templates')
     config.include('.toolbar')

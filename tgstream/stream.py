@@ -15,6 +15,7 @@ from .context import request_context
 from .encoders import Encoder
 from .items import Batch, StreamEncodeError, flush
 from .events import transaction_outcome
+from .serverlog import mark_logged
 
 log = logging.getLogger('tgstream')
 
@@ -320,6 +321,8 @@ class StreamIterator:
             _describe_error(exc),
             exc_info=exc,
         )
+        # the server logs it again when it cuts the response: keep that short
+        mark_logged(exc)
 
     def _restore_context(self) -> None:
         # Router.finish_request() pops request.context before the body is
