@@ -6,7 +6,9 @@ missing columns, oversized or invalid fields, duplicate names -- is found
 while the view runs, before the stream's first item, so it is a plain 400
 and nothing is written. What can only be found while writing (a name that
 already exists in the database) dooms the transaction and ends the stream
-with an ``aborted`` line: nothing is committed. Otherwise every row is
+with an ``aborted`` line: nothing is committed -- unless the request says
+``existing=update`` (a query or form parameter): then such rows update the
+user of that name, so an export (edited or not) can be imported back. Otherwise every row is
 committed when the stream ends, before its last bytes are sent.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import datetime
 import io
 
 from pyramid.httpexceptions import HTTPMethodNotAllowed
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tgstream import expose
@@ -156,8 +158,24 @@ def parse_users(text: str) -> list[tuple[int, dict]]:
     return rows
 
 
-def write_rows(request, rows: list[tuple[int, dict]], batch: int):
-    """Insert ``rows`` ``batch`` at a time, yielding progress objects."""
+#: what ``existing=`` may say about rows naming a user that exists
+EXISTING = ('error', 'update')
+
+
+def existing_mode(request) -> str:
+    value = request.params.get('existing', 'error')
+    if value not in EXISTING:
+        raise reject('existing=%r is not valid; use existing=error (the default) '
+                     'or existing=update' % value[:40])
+    return value
+
+
+def write_rows(request, rows: list[tuple[int, dict]], batch: int, existing: str = 'error'):
+    """Insert ``rows`` ``batch`` at a time, yielding progress objects.
+
+    A row naming a user that exists aborts everything, or with
+    ``existing='update'`` updates that user.
+    """
     session = request.dbsession
     total = len(rows)
     written = 0
@@ -165,13 +183,21 @@ def write_rows(request, rows: list[tuple[int, dict]], batch: int):
     for start in range(0, total, batch):
         chunk = rows[start:start + batch]
         lines = {row['name']: line for line, row in chunk}
-        taken = session.scalars(select(User.name).where(User.name.in_(lines))).first()
+        taken = dict(session.execute(
+            select(User.name, User.id).where(User.name.in_(lines))).all())
         error = None
-        if taken is not None:
-            error = 'line %d: a user named %r already exists' % (lines[taken], taken)
+        if taken and existing != 'update':
+            name = min(taken, key=lines.get)
+            error = 'line %d: a user named %r already exists' % (lines[name], name)
         else:
             try:
-                session.execute(insert(User), [row for _, row in chunk])
+                changed = [dict(row, id=taken[row['name']]) for _, row in chunk
+                           if row['name'] in taken]
+                if changed:
+                    session.execute(update(User), changed)
+                added = [row for _, row in chunk if row['name'] not in taken]
+                if added:
+                    session.execute(insert(User), added)
             except IntegrityError:
                 # written by someone else meanwhile; the driver's message is
                 # for the log, not the client
@@ -191,8 +217,9 @@ def write_rows(request, rows: list[tuple[int, dict]], batch: int):
 @expose('ndjson', route_name='users_import', request_method='POST', stream=True)
 def import_users(request):
     settings = demo_settings(request)
+    existing = existing_mode(request)
     rows = parse_users(decode(read_upload(request, settings.import_max_bytes)))
-    return write_rows(request, rows, settings.import_batch)
+    return write_rows(request, rows, settings.import_batch, existing)
 
 
 @expose(route_name='users_import', request_method='GET')
