@@ -22,6 +22,8 @@ extras = {
     'jinja2': ['pyramid_jinja2 >= 2.10'],
     # tgstream-create: a new project from the packaged cookiecutter template
     'scaffold': ['cookiecutter >= 2.1'],
+    # the browser test of the demo's /live page (with a system Chromium)
+    'browser': ['playwright >= 1.40'],
 }
 # the demo's output is what the README shows: orjson's, hence 'fast'
 extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
@@ -31,7 +33,7 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
     'waitress',
 ]
 extras['testing'] = sorted(
-    set(extras['demo'] + extras['fast'])
+    set(extras['demo'] + extras['fast'] + extras['browser'])
     | {
         'pytest >= 7',
         'WebTest >= 3',
