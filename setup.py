@@ -24,6 +24,8 @@ extras = {
     'scaffold': ['cookiecutter >= 2.1'],
     # the browser test of the demo's /live page (with a system Chromium)
     'browser': ['playwright >= 1.40'],
+    # the documentation site (docs/): sphinx-build -W, and its doctests
+    'docs': ['Sphinx >= 7', 'furo'],
 }
 # the demo's output is what the README shows: orjson's, hence 'fast'
 extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
