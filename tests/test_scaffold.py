@@ -209,3 +209,5 @@ def test_sdist_and_wheel_ship_the_template_and_the_demo(tmp_path):
     with tarfile.open(sdist) as tar:
         members = {m.split('/', 1)[1] for m in tar.getnames() if '/' in m}
     assert {'development.ini', 'production.ini', 'CHANGES.rst', 'MANIFEST.in'} <= members
+    assert {'docs/conf.py', 'docs/index.rst', 'docs/api.rst', 'docs/examples/feeds.py'} <= members
+    assert not any(m.startswith('docs/_build') for m in members)
