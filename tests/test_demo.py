@@ -500,7 +500,7 @@ def test_events_bad_count_is_a_400(testapp):
 
 
 def test_the_demo_extra_installs_orjson(monkeypatch):
-    """The README's curl tour shows orjson's output: the demo extra has it."""
+    """The demo's curl tour (docs/demo.rst) shows orjson's output: the demo extra has it."""
     import pathlib
     import runpy
 

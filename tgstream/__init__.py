@@ -97,7 +97,7 @@ def includeme(config) -> None:
       ended, with its outcome.
 
     Settings (``tgstream.*``) are checked when the configuration is
-    committed; see README.rst.
+    committed; see docs/streaming.rst ("Settings").
     """
     settings = config.get_settings()
 
