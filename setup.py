@@ -47,6 +47,10 @@ extras['testing'] = sorted(
         'Flask',
         # the reference the CSV formula guard is tested against
         'defusedcsv >= 2.0',
+        # what .ci/run checks besides the tests (lint, types, coverage)
+        'ruff',
+        'mypy',
+        'pytest-cov',
     }
 )
 

@@ -228,11 +228,18 @@ def app_d(path):
 # -- (T) tgstream's json renderer ---------------------------------------------------
 
 
-def app_t(engine, variant: str):
+def app_t(engine, variant: str, adapter: bool = False, renderer: str = 'json'):
     import tgstream
 
     config = _pyramid_config(engine)
     config.include('tgstream')
+    if adapter:
+        # as real Pyramid apps do: the app's json renderer has a datetime adapter
+        from pyramid.renderers import JSON
+
+        json_renderer = JSON()
+        json_renderer.add_adapter(datetime.datetime, lambda obj, request: obj.isoformat())
+        config.add_renderer('json', json_renderer)
 
     def orm(request):
         return tgstream.stream_query(request.dbsession, ITEMS)
@@ -253,7 +260,7 @@ def app_t(engine, variant: str):
 
     views = {'orm': orm, 'core': core, 'orm-yield': orm_yield, 'core-yield': core_yield}
     config.add_route('items', '/items')
-    config.add_view(views[variant], route_name='items', renderer='json', stream=True)
+    config.add_view(views[variant], route_name='items', renderer=renderer, stream=True)
     return config.make_wsgi_app()
 
 
@@ -271,5 +278,7 @@ def make_app(name: str, path: str):
     if name == 'D':
         return app_d(path)
     if name.startswith('T-'):
-        return app_t(engine, name[2:].replace('-stdlib', ''))
+        variant = name[2:].replace('-stdlib', '')
+        adapter = variant.endswith('-adapter')
+        return app_t(engine, variant.replace('-adapter', ''), adapter=adapter)
     raise ValueError('unknown scenario %r' % name)

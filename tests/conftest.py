@@ -11,23 +11,21 @@ import os
 
 import pytest
 import webtest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from pyramid.config import Configurator
 from pyramid.threadlocal import manager
 
 # the testing kit's fixtures: tgstream_server, tgstream_recorder
 pytest_plugins = ['tgstream.testing']
 
-try:
-    from hypothesis import HealthCheck, settings as hypothesis_settings
-except ImportError:  # pragma: no cover - hypothesis is in the testing extra
-    pass
-else:
-    # No per-example deadline: on a loaded two-core CI machine a deadline is
-    # a timing assertion in disguise. Speed belongs in benchmarks/.
-    hypothesis_settings.register_profile(
-        'tgstream', deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
-    hypothesis_settings.load_profile('tgstream')
+# hypothesis is a test dependency (the testing extra). No per-example
+# deadline: on a loaded two-core CI machine a deadline is a timing assertion
+# in disguise. Speed belongs in benchmarks/.
+hypothesis_settings.register_profile(
+    'tgstream', deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile('tgstream')
 
 
 def build_app(setup=None, settings=None, includes=('tgstream',)):

@@ -13,8 +13,8 @@ import tgstream
 from tests.dbapp import User, build_db_app, count_users, seed_users
 from tests.live.test_wire import app_with
 from tests.pkgs.tgapp import DBSession  # (its Permission table is created too)
-from tgstream.events import TRANSACTION_OUTCOMES, StreamFinished, transaction_outcome
 from tests.test_transaction import stream_app
+from tgstream.events import TRANSACTION_OUTCOMES, StreamFinished, transaction_outcome
 from tgstream.testing import open_stream, record_streams
 
 
@@ -204,3 +204,17 @@ def test_event_aliases_follow_the_issue_wording(make_app):
     (event,) = seen
     assert (event.transaction_outcome, event.items_sent, event.bytes_sent) == (
         event.transaction, event.items, event.bytes) == ('not managed', 2, 3)
+
+
+def test_outcomes_are_enums_that_are_their_strings():
+    from tgstream.events import OUTCOMES, Outcome, Recorded, TransactionOutcome
+
+    assert Outcome.COMPLETED == 'completed' and Outcome('error') is Outcome.ERROR
+    assert OUTCOMES == ('completed', 'error', 'disconnected', 'aborted')
+    assert TRANSACTION_OUTCOMES == ('committed', 'aborted', 'not managed')
+    # logs, f-strings and metrics see the plain value
+    member = TransactionOutcome.NOT_MANAGED
+    assert (str(member), '%s' % member, f'{member}', f'{member:>12}') == (
+        'not managed', 'not managed', 'not managed', ' not managed')
+    assert transaction_outcome(Recorded.COMMITTING) is TransactionOutcome.ABORTED
+    assert transaction_outcome(Recorded.PYRAMID_TM) is TransactionOutcome.NOT_MANAGED

@@ -17,7 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tgstream
-from tgstream.headers import DEFAULT_FILENAME, content_disposition, safe_filename
+from tgstream.headers import content_disposition, safe_filename
 
 PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 

@@ -191,3 +191,127 @@ def test_postgresql_uses_a_server_side_cursor(postgresql_engine):
     body = read(db_app(postgresql_engine, view))
     assert [u['id'] for u in json.loads(body)] == list(range(1, COUNT + 1))
     assert cursors == [1, 1]  # a named (server-side) cursor, open while streaming
+
+
+# -- a returned Result, ScalarResult or Query streams like stream_query -----------
+
+
+RETURNED = {
+    'result': lambda s: s.execute(select(User.id, User.name).order_by(User.id)),
+    'result-yield-per': lambda s: s.execute(
+        select(User.id, User.name).order_by(User.id).execution_options(yield_per=7)),
+    'orm-result': lambda s: s.execute(select(User).order_by(User.id)),
+    'scalars': lambda s: s.scalars(select(User).order_by(User.id)),
+    'mappings': lambda s: s.execute(select(User.id, User.name).order_by(User.id)).mappings(),
+    'query': lambda s: s.query(User).order_by(User.id),
+    'query-columns': lambda s: s.query(User.id, User.name).order_by(User.id),
+}
+
+
+@pytest.mark.parametrize('kind, renderer', [
+    (kind, renderer) for kind in sorted(RETURNED) for renderer in ('json', 'ndjson', 'csv')
+    if renderer != 'csv' or kind not in ('orm-result', 'scalars', 'query')  # objects
+])
+def test_returned_result_streams_in_batches_with_the_same_bytes(engine, kind, renderer,
+                                                                 monkeypatch):
+    from tgstream import query as query_module
+
+    partitions = []
+    original = query_module._partitions
+
+    def spy(result, query):
+        for batch in original(result, query):
+            partitions.append(len(batch))
+            yield batch
+
+    def returned(request):
+        return RETURNED[kind](request.dbsession)
+
+    def one_by_one(request):
+        yield from RETURNED[kind](request.dbsession)
+
+    expected = read(db_app(engine, one_by_one, renderer))
+    assert partitions == []
+    monkeypatch.setattr(query_module, '_partitions', spy)
+    assert read(db_app(engine, returned, renderer)) == expected
+    assert sum(partitions) == COUNT and len(partitions) >= 1  # batch by batch
+    if renderer == 'json' and kind != 'orm-result':
+        rows = json.loads(expected)
+        assert [r['id'] for r in rows] == list(range(1, COUNT + 1))
+
+
+def test_returned_query_with_eager_collections_runs_without_yield_per(engine):
+    from sqlalchemy.orm import joinedload
+
+    def view(request):
+        return request.dbsession.query(User).options(joinedload(User.notes)).order_by(User.id)
+
+    rows = json.loads(read(db_app(engine, view)))
+    assert [r['id'] for r in rows] == list(range(1, COUNT + 1))  # each user once
+
+
+def test_other_iterables_are_not_taken_for_results(engine):
+    def view(request):
+        return [{'a': 1}]
+
+    assert json.loads(read(db_app(engine, view))) == [{'a': 1}]
+    assert query_module_result_batches([1, 2]) is None
+
+
+def query_module_result_batches(value):
+    from tgstream.query import result_batches
+
+    return result_batches(value)
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize('kind', ['query', 'result-yield-per'])
+def test_postgresql_returned_result_uses_a_server_side_cursor(postgresql_engine, kind):
+    from sqlalchemy import event
+
+    seed_users(postgresql_engine, COUNT)
+    cursors = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if 'FROM users' in statement:
+            cursors.append(type(cursor).__name__)
+
+    def view(request):
+        return RETURNED[kind](request.dbsession)
+
+    event.listen(postgresql_engine, 'after_cursor_execute', record)
+    try:
+        rows = json.loads(read(db_app(postgresql_engine, view)))
+    finally:
+        event.remove(postgresql_engine, 'after_cursor_execute', record)
+    assert [r['id'] for r in rows] == list(range(1, COUNT + 1))
+    assert cursors == ['ServerCursor']
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize('how', ['stream_query', 'result'])
+def test_postgresql_rows_are_fetched_a_thousand_per_round_trip(postgresql_engine, how,
+                                                              monkeypatch):
+    import psycopg
+
+    seed_users(postgresql_engine, 2500)
+    fetches = []
+    original = psycopg.ServerCursor.fetchmany
+
+    def fetchmany(self, size=0):
+        rows = original(self, size)
+        fetches.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(psycopg.ServerCursor, 'fetchmany', fetchmany)
+    statement = select(User.id, User.name).order_by(User.id)
+
+    def view(request):
+        if how == 'result':
+            return request.dbsession.execute(statement.execution_options(yield_per=1000))
+        return tgstream.stream_query(request.dbsession, statement)
+
+    rows = json.loads(read(db_app(postgresql_engine, view)))
+    assert [r['id'] for r in rows] == list(range(1, 2501))
+    # SQLAlchemy's buffer first fetches one row, then 999, then 1 000 a time
+    assert max(fetches) == 1000 and len(fetches) <= 5, fetches

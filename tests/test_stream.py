@@ -266,13 +266,44 @@ def test_empty_stream(make_testapp):
     assert app.get('/v').body == b''
 
 
+def test_stream_whose_priming_raised_is_closed_once_and_keeps_the_context():
+    # The error goes to the exception view, which still needs request.context;
+    # a garbage collection of the stream later must not close it again.
+    from pyramid.testing import DummyRequest
+
+    from tgstream.renderers.encoders import RawEncoder
+
+    closes = []
+
+    class Items:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise ValueError('before the first item')
+
+        def close(self):
+            closes.append(1)
+
+    request = DummyRequest()
+    request.context = context = object()
+    stream = StreamIterator(request, Items(), RawEncoder())
+    with pytest.raises(ValueError):
+        stream.prime()
+    assert stream.closed and closes == [1]
+    del stream
+    gc.collect()
+    assert closes == [1]
+    assert request.context is context
+
+
 # -- coalescing --------------------------------------------------------------
 
 
 def _stream(items, **kw):
     from pyramid.testing import DummyRequest
 
-    from tgstream.encoders import RawEncoder
+    from tgstream.renderers.encoders import RawEncoder
 
     request = DummyRequest()
     stream = StreamIterator(request, items, RawEncoder(), **kw)
@@ -354,7 +385,7 @@ def test_dropped_stream_is_closed_by_gc_on_another_thread(make_app):
 
 
 def test_encoder_error_marker_is_sent_then_the_response_is_cut(make_app, tgstream_log):
-    from tgstream.encoders import RawEncoder
+    from tgstream.renderers.encoders import RawEncoder
 
     class Marked(RawEncoder):
         def error(self):

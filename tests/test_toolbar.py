@@ -46,8 +46,18 @@ INCLUDE_ORDERS = {
 }
 
 
-def add_views(config, pause: float = 0.0, items: int = 5) -> None:
-    """The views every toolbar test uses; stream items ``pause`` apart."""
+def add_views(config, pause=0.0, items: int = 5) -> None:
+    """The views every toolbar test uses; stream items ``pause`` apart.
+
+    ``pause`` may be a callable instead: it is called with the text the
+    view sent so far before each item (a handshake, tests/handshake.py).
+    """
+
+    def wait(sent):
+        if callable(pause):
+            pause(sent)
+        else:
+            time.sleep(pause)
 
     def add(name, view, **options):
         config.add_route(name, '/' + name)
@@ -57,10 +67,12 @@ def add_views(config, pause: float = 0.0, items: int = 5) -> None:
         return Response('<html><body><p>page</p></body></html>', content_type='text/html')
 
     def html(request):
-        yield '<html><body>'
+        sent = '<html><body>'
+        yield sent
         for n in range(items):
             yield tgstream.flush
-            time.sleep(pause)
+            wait(sent)
+            sent += '<p>item %d</p>' % n
             yield '<p>item %d</p>' % n
         yield '</body></html>'
 
@@ -70,10 +82,12 @@ def add_views(config, pause: float = 0.0, items: int = 5) -> None:
                                   if chunk is not tgstream.flush), content_type='text/html')
 
     def data(request):
-        yield '['
+        sent = '['
+        yield sent
         for n in range(items):
             yield tgstream.flush
-            time.sleep(pause)
+            wait(sent)
+            sent += ('' if n == 0 else ',') + json.dumps({'n': n})
             yield ('' if n == 0 else ',') + json.dumps({'n': n})
         yield ']'
 

@@ -147,7 +147,7 @@ def test_commit_failure_at_the_end_cuts_the_response(engine, tgstream_log):
 
 
 def test_json_array_closing_bytes_come_after_the_commit(engine):
-    from tgstream.encoders import RawEncoder
+    from tgstream.renderers.encoders import RawEncoder
 
     events = []
 
@@ -227,9 +227,8 @@ def test_error_before_first_item_handled_by_exception_view_aborts(engine):
 
 def test_app_owned_transaction_is_left_alone(engine):
     """The cookiecutter test fixture sets tm.active: it owns the transaction."""
-    from sqlalchemy.orm import Session
-
     import zope.sqlalchemy
+    from sqlalchemy.orm import Session
 
     tm = transaction.TransactionManager(explicit=True)
     tm.begin()
@@ -435,3 +434,80 @@ def test_no_idle_in_transaction_after_disconnect(pg):
         ).scalar()
     assert idle == 0
     assert count_users(pg) == 2000
+
+
+def test_checkpoint_while_streaming_keeps_progress(engine):
+    # After the first item the stream's own transaction is checkpointed.
+    def view(request):
+        yield 'start\n'
+        for n in range(10, 16):
+            request.dbsession.add(User(id=n, name='u%d' % n))
+            if n == 12:
+                tgstream.checkpoint()  # the current request
+                yield 'checkpoint\n'
+                yield tgstream.flush
+        raise RuntimeError('fails after the checkpoint')
+
+    app = stream_app(engine, v=view)
+    with open_stream(app, '/v') as response:
+        with pytest.raises(RuntimeError):
+            response.read()
+    assert b'checkpoint' in response.body
+    assert count_users(engine) == 8  # 10..12 kept, 13..15 aborted
+    assert engine.pool.checkedout() == 0
+
+
+def test_checkpoint_of_a_doomed_stream_commits_nothing(engine):
+    def view(request):
+        yield 'start\n'
+        request.dbsession.add(User(id=10, name='doomed'))
+        request.tm.doom()
+        tgstream.checkpoint(request)
+        request.dbsession.add(User(id=11, name='after'))
+        yield 'end\n'
+
+    app = stream_app(engine, v=view)
+    with open_stream(app, '/v') as response:
+        assert response.read() == b'start\nend\n'
+    assert count_users(engine) == 5
+
+
+def test_checkpoint_outside_a_request_is_a_clear_error():
+    with pytest.raises(RuntimeError, match='needs a request'):
+        tgstream.checkpoint()
+
+
+def test_the_request_tm_wrapper_is_a_context_manager_like_the_manager():
+    from tgstream.transaction import StreamTransactionManager, current_transaction
+
+    manager = transaction.TransactionManager(explicit=True)
+    wrapper = StreamTransactionManager(manager)
+    assert current_transaction(wrapper) is None  # explicit mode, none begun
+    with wrapper as txn:
+        assert manager.get() is txn
+    assert current_transaction(manager) is None  # committed
+    with pytest.raises(ValueError):
+        with wrapper:
+            raise ValueError('aborts')
+    assert current_transaction(manager) is None
+    assert repr(wrapper).startswith('<tgstream.StreamTransactionManager for ')
+
+
+def test_checkpoint_in_a_doomed_view_aborts_and_dooms_the_next(engine):
+    seen = []
+
+    def view(request):
+        request.dbsession.add(User(id=10, name='doomed'))
+        request.tm.doom()
+        tgstream.checkpoint(request)
+        seen.append(request.tm.isDoomed())
+        request.dbsession.add(User(id=11, name='after'))
+        return 'done'
+
+    def setup(config):
+        config.add_route('v', '/v')
+        config.add_view(view, route_name='v', renderer='string')
+
+    assert webtest.TestApp(build_db_app(engine, setup)).get('/v').text == 'done'
+    assert seen == [True]
+    assert count_users(engine) == 5

@@ -105,3 +105,23 @@ def test_pyramid_tm_with_the_thread_local_manager(engine, make_app):
     assert engine.pool.checkedout() == 0
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Permission)) == 1
+
+
+def test_commit_session_that_fails_aborts_removes_and_raises(engine):
+    import tgstream
+
+    DBSession.add(Permission(permission_name='twice'))
+    DBSession.add(Permission(permission_name='twice'))
+    with pytest.raises(Exception, match='UNIQUE|unique|duplicate'):
+        tgstream.commit_session(DBSession)
+    assert permissions(engine) == []
+    assert not DBSession.registry.has()  # removed
+
+
+def test_commit_session_of_a_doomed_transaction_aborts(engine):
+    import tgstream
+
+    DBSession.add(Permission(permission_name='doomed'))
+    transaction.get().doom()
+    tgstream.commit_session(DBSession)
+    assert permissions(engine) == []

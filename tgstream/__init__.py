@@ -14,34 +14,29 @@ from __future__ import annotations
 from pyramid.interfaces import PHASE1_CONFIG
 from pyramid.tweens import EXCVIEW, INGRESS
 
-from .decorator import expose as expose
+from .decorator import expose
 from .deriver import stream_view
-from .events import StreamFinished as StreamFinished
-from .proxies import request as request
+from .events import StreamFinished
+from .headers import content_disposition
+from .items import Batch, StreamEncodeError, flush
+from .proxies import request
+from .query import stream_query
 from .renderers import add_stream_renderer
-from .settings import StreamSettings as StreamSettings
-from .settings import parse_settings
-from .query import stream_query as stream_query
-from .sse import ServerSentEvent as ServerSentEvent
-from .sse import idle as sse_idle
-from .items import Batch as Batch
-from .items import StreamEncodeError as StreamEncodeError
-from .stream import StreamIterator as StreamIterator
-from .items import flush as flush
-from .sessions import abort_session as abort_session
-from .transaction import checkpoint as checkpoint
-from .sessions import commit_session as commit_session
-from .transaction import wrap_manager_hook
+from .renderers.sse import ServerSentEvent, sse_idle
 from .serverlog import install_server_log_filter
-from .headers import content_disposition as content_disposition
+from .sessions import abort_session, commit_session
+from .settings import parse_settings
+from .stream import StreamIterator
+from .transaction import checkpoint, wrap_manager_hook
 
+# The stable API (README.rst, "Stable API"). Internal types live in their
+# modules: tgstream.settings.StreamSettings, tgstream.query.QueryStream, ...
 __all__ = [
     'Batch',
     'ServerSentEvent',
     'StreamEncodeError',
     'StreamFinished',
     'StreamIterator',
-    'StreamSettings',
     'abort_session',
     'checkpoint',
     'commit_session',
@@ -112,6 +107,5 @@ def includeme(config) -> None:
     )
     wrap_manager_hook(config)
     install_server_log_filter()
-    config.include('.serializers')
-    config.include('.templates')
+    config.include('.renderers')
     config.include('.toolbar')

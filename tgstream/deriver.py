@@ -175,4 +175,4 @@ def _plain_view(view, policy, content_type, disposition):
     return plain_view
 
 
-stream_view.options = OPTIONS
+stream_view.options = OPTIONS  # type: ignore[attr-defined]

@@ -7,25 +7,71 @@ of tgstream, so any module may use :func:`transaction_outcome`.
 """
 from __future__ import annotations
 
+import enum
 from typing import Any
 
+
+class _Text(str, enum.Enum):
+    # Members are the strings themselves (``Outcome.COMPLETED ==
+    # 'completed'``), and print as them in logs and f-strings.
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
+
+
+class Outcome(_Text):
+    """How a stream ended (``StreamFinished.outcome``)."""
+
+    COMPLETED = 'completed'
+    ERROR = 'error'
+    DISCONNECTED = 'disconnected'
+    ABORTED = 'aborted'
+
+
+class TransactionOutcome(_Text):
+    """What became of a stream's transaction (``StreamFinished.transaction``)."""
+
+    COMMITTED = 'committed'
+    ABORTED = 'aborted'
+    NOT_MANAGED = 'not managed'
+
+
+class Recorded(_Text):
+    """What :mod:`tgstream.transaction` and :mod:`tgstream.sessions` record
+    while they finish a stream's transaction
+    (``StreamIterator.transaction_outcome``); :func:`transaction_outcome`
+    maps it to a :class:`TransactionOutcome`."""
+
+    NOT_MANAGED = 'not managed'
+    #: the body was read before pyramid_tm decided: pyramid_tm finished it
+    PYRAMID_TM = 'pyramid_tm'
+    #: the stream committed or aborted the transaction itself
+    ENDED_BY_STREAM = 'ended by the stream'
+    #: the commit started (and, if this stays, raised)
+    COMMITTING = 'committing'
+    COMMITTED = 'committed'
+    ABORTED = 'aborted'
+
+
 #: The outcomes of a stream (``StreamFinished.outcome``).
-OUTCOMES = ('completed', 'error', 'disconnected', 'aborted')
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 #: The outcomes of its transaction (``StreamFinished.transaction``).
-TRANSACTION_OUTCOMES = ('committed', 'aborted', 'not managed')
+TRANSACTION_OUTCOMES = tuple(outcome.value for outcome in TransactionOutcome)
 
-# What tgstream.transaction records while it works, mapped to what it means
-# for the data: a commit that raised ('committing') was aborted; anything
-# tgstream did not finish itself is 'not managed'.
-_TRANSACTION = {
-    'committed': 'committed',
-    'aborted': 'aborted',
-    'committing': 'aborted',
+# What is recorded, mapped to what it means for the data: a commit that
+# raised (COMMITTING) was aborted; anything tgstream did not finish itself
+# is NOT_MANAGED.
+_TRANSACTION: dict[str, TransactionOutcome] = {
+    Recorded.COMMITTED: TransactionOutcome.COMMITTED,
+    Recorded.ABORTED: TransactionOutcome.ABORTED,
+    Recorded.COMMITTING: TransactionOutcome.ABORTED,
 }
 
 
-def transaction_outcome(recorded: str | None) -> str:
+def transaction_outcome(recorded: str | None) -> TransactionOutcome:
     """``'committed'``, ``'aborted'`` or ``'not managed'`` for a stream's
     recorded transaction state (``StreamIterator.transaction_outcome``).
 
@@ -37,7 +83,7 @@ def transaction_outcome(recorded: str | None) -> str:
     or aborted the transaction itself (TurboGears-style
     ``transaction.commit()``).
     """
-    return _TRANSACTION.get(recorded or '', 'not managed')
+    return _TRANSACTION.get(recorded or '', TransactionOutcome.NOT_MANAGED)
 
 
 class StreamFinished:
@@ -86,8 +132,8 @@ class StreamFinished:
     def __init__(self, request, stream: Any):
         self.request = request
         self.stream = stream
-        self.outcome: str = stream.outcome
-        self.transaction: str = transaction_outcome(stream.transaction_outcome)
+        self.outcome: Outcome = stream.outcome
+        self.transaction: TransactionOutcome = transaction_outcome(stream.transaction_outcome)
         self.items: int = stream.items_sent
         self.bytes: int = stream.bytes_sent
         self.duration: float = stream.duration

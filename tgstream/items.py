@@ -1,18 +1,29 @@
-"""What a stream may yield besides its items, and the error for an item
-that cannot be encoded."""
+"""What a stream may yield besides its items, the marker of a batch of
+rows from one result, and the error for an item that cannot be encoded."""
 from __future__ import annotations
 
 from typing import Any, Iterable
 
 
-class _Flush:
+class Marker:
+    """Base of the singletons a stream yields besides its items
+    (:data:`flush`, :data:`tgstream.sse_idle`): found by identity, shown by
+    their public name, pickled as the module attribute ``name`` they are."""
+
     __slots__ = ()
+    name = ''
+    public_name = ''
 
     def __repr__(self) -> str:
-        return 'tgstream.flush'
+        return self.public_name
 
     def __reduce__(self) -> str:
-        return 'flush'
+        return self.name
+
+
+class _Flush(Marker):
+    __slots__ = ()
+    name, public_name = 'flush', 'tgstream.flush'
 
 
 #: Yield this from a stream to write everything buffered so far at once.
@@ -42,6 +53,16 @@ class Batch:
 
     def __repr__(self) -> str:
         return '<tgstream.Batch of %d items>' % len(self.items)
+
+
+class ResultRows(list):
+    """A list of rows that all come from one result (same columns).
+
+    :func:`tgstream.stream_query` batches are such lists, which lets the
+    encoders skip checking each row's columns.
+    """
+
+    __slots__ = ()
 
 
 class StreamEncodeError(Exception):

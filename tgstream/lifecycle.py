@@ -11,9 +11,9 @@ import logging
 from collections import deque
 
 from .events import StreamFinished
+from .sessions import SessionFinisher
 from .settings import StreamSettings
 from .stream import StreamIterator
-from .sessions import SessionFinisher
 from .transaction import StreamTransaction
 
 log = logging.getLogger('tgstream')

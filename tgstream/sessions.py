@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from .events import Recorded
 from .transaction import current_transaction
 
 log = logging.getLogger('tgstream')
@@ -106,6 +107,6 @@ class SessionFinisher:
             return
         if not self.committed:
             abort_session(self.session)
-            stream.transaction_outcome = 'aborted'
+            stream.transaction_outcome = Recorded.ABORTED
         else:
-            stream.transaction_outcome = 'committed'
+            stream.transaction_outcome = Recorded.COMMITTED

@@ -9,17 +9,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 from .context import request_context
-from .encoders import Encoder
+from .events import Outcome, Recorded, transaction_outcome
 from .items import Batch, StreamEncodeError, flush
-from .events import transaction_outcome
+from .renderers.encoders import Encoder
 from .serverlog import mark_logged
 
 log = logging.getLogger('tgstream')
 
 _MISSING = object()
+
+# At most this many items yielded one by one are encoded by one
+# encode_batch call (see StreamIterator._encode_run).
+_RUN_MAX = 1000
 
 
 class _ClientGone(Exception):
@@ -46,13 +50,6 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, StreamEncodeError) and cause is not None:
         text += ' (%s: %s)' % (type(cause).__name__, cause)
     return text
-
-
-#: Stream outcomes (see :class:`tgstream.events.StreamFinished`).
-COMPLETED = 'completed'
-ERROR = 'error'
-DISCONNECTED = 'disconnected'
-ABORTED = 'aborted'
 
 
 class StreamIterator:
@@ -113,16 +110,21 @@ class StreamIterator:
         self.items_sent = 0
         self.bytes_sent = 0
         self.started_at = time.monotonic()
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
         self.exception: BaseException | None = None
-        self.transaction_outcome = 'not managed'
-        self.thread_id = threading.get_ident()
+        self.transaction_outcome: str = Recorded.NOT_MANAGED
         self.ended_at: float | None = None
         # waitress' ``client_disconnected()`` (meaningful with
         # channel_request_lookahead > 0): checked between items and before
         # the commit, so a client gone during a pause aborts the stream.
         probe = getattr(request, 'environ', {}).get('waitress.client_disconnected')
         self._client_gone: Callable[[], bool] | None = probe if callable(probe) else None
+        # Items yielded one by one are encoded in runs by an encoder that
+        # takes batches (not by one whose items are each written at once).
+        self._batches_runs = (
+            hasattr(encoder, 'encode_batch') and not getattr(encoder, 'flush_each', False)
+        )
+        self._item_size: float | None = None  # bytes per item, as encoded so far
 
     # -- priming (inside the view) -----------------------------------------
 
@@ -142,6 +144,10 @@ class StreamIterator:
             else:
                 self._exhausted = True
         except BaseException:
+            # The error becomes the request's error response; the stream is
+            # never handed over, so it is closed here, once (a later garbage
+            # collection must not close it again and pop request.context).
+            self._closed = True
             self._close_source()
             raise
 
@@ -191,11 +197,11 @@ class StreamIterator:
             return None
 
     def _next_chunk(self) -> bytes:
-        pending = self._pending
-        if pending is not None:
+        primed = self._pending
+        if primed is not None:
             self._pending = None
-            if pending:
-                return self._wrote(pending)
+            if primed:
+                return self._wrote(primed)
         if self._exhausted:
             return self._end(b'')
         buffered: list[bytes] = []
@@ -207,34 +213,100 @@ class StreamIterator:
         last_write = self._last_write
         monotonic = time.monotonic
         client_gone = self._client_gone
-        for item in self._iterator:
-            if client_gone is not None and client_gone():
-                raise _ClientGone
-            if item is flush:
-                if size:
-                    break
-                continue
-            if item.__class__ is Batch:
-                data = self._encode_batch(item.items)
-            else:
-                try:
-                    data = encode(item)
-                except Exception as exc:
-                    raise StreamEncodeError(self.items_sent, item, self.name) from exc
-                self.items_sent += 1
-            if data:
-                buffered.append(data)
-                size += len(data)
-                if (
+        # Items of a fast run wait here (unencoded) to be encoded together
+        # by one encode_batch call; see _encode_run.
+        pending: list | None = [] if self._batches_runs else None
+        pending_limit = self._run_limit(chunk_size)
+        try:
+            for item in self._iterator:
+                if client_gone is not None and client_gone():
+                    raise _ClientGone
+                if item is flush:
+                    if pending:
+                        size += self._encode_run(pending, buffered)
+                    if size:
+                        break
+                    continue
+                if pending is not None and item.__class__ is not Batch:
+                    pending.append(item)
+                    if (
+                        len(pending) < pending_limit
+                        and monotonic() - last_write < flush_interval
+                    ):
+                        continue
+                    size += self._encode_run(pending, buffered)
+                    pending_limit = self._run_limit(chunk_size - size)
+                    data = None
+                elif item.__class__ is Batch:
+                    if pending:
+                        size += self._encode_run(pending, buffered)
+                    data = self._encode_batch(item.items)
+                else:
+                    try:
+                        data = encode(item)
+                    except Exception as exc:
+                        raise StreamEncodeError(self.items_sent, item, self.name) from exc
+                    self.items_sent += 1
+                if data:
+                    buffered.append(data)
+                    size += len(data)
+                if size and (
                     size >= chunk_size
                     or flush_each
                     or monotonic() - last_write >= flush_interval
                 ):
                     break
-        else:
-            self._exhausted = True
-            return self._end(b''.join(buffered))
+            else:
+                if pending:
+                    self._encode_run(pending, buffered)
+                self._exhausted = True
+                return self._end(b''.join(buffered))
+        except BaseException:
+            if pending:  # what was yielded before the failure is still encoded
+                self._encode_run(pending, buffered)
+            raise
         return self._wrote(b''.join(buffered))
+
+    def _run_limit(self, room: int) -> int:
+        # Items in a run: about what fills the ``room`` bytes left in this
+        # chunk (so a chunk is not overshot by much); one until an item's
+        # size is known.
+        item_size = self._item_size
+        if item_size is None:
+            return 1
+        return max(1, min(_RUN_MAX, int(room / item_size)))
+
+    def _encode_run(self, run: list, buffered: list) -> int:
+        """Encode the items of ``run`` (yielded one by one) with one
+        ``encode_batch`` call, append the bytes to ``buffered``, empty
+        ``run``; return the number of bytes.
+
+        The bytes are those of encoding each item alone (the encoder's
+        contract). If the batch fails, the items are encoded one by one, so
+        those before the failing one are in ``buffered`` and the error names
+        the failing item.
+        """
+        items = run[:]
+        run.clear()
+        try:
+            data = self.encoder.encode_batch(items)
+        except Exception:
+            encode = self.encoder.encode
+            size = 0
+            for item in items:
+                try:
+                    data = encode(item)
+                except Exception as exc:
+                    raise StreamEncodeError(self.items_sent, item, self.name) from exc
+                self.items_sent += 1
+                buffered.append(data)
+                size += len(data)
+            return size  # pragma: no cover - only an encoder whose batch is stricter
+        self.items_sent += len(items)
+        if data:
+            buffered.append(data)
+            self._item_size = len(data) / len(items)
+        return len(data)
 
     def _end(self, data: bytes) -> bytes:
         # The items are exhausted: commit *before* the closing bytes exist,
@@ -245,7 +317,7 @@ class StreamIterator:
             hook()
         data += self.encoder.end()
         self._finished = True
-        self.outcome = COMPLETED
+        self.outcome = Outcome.COMPLETED
         if not data:
             raise StopIteration
         return self._wrote(data)
@@ -294,15 +366,15 @@ class StreamIterator:
         if client_gone is not None and client_gone():
             raise _ClientGone
 
-    def _disconnected(self) -> None:
+    def _disconnected(self) -> NoReturn:
         # The client left while the stream ran: close (abort) now, then tell
         # the server, which cuts the response quietly.
-        self.outcome = DISCONNECTED
+        self.outcome = Outcome.DISCONNECTED
         self.close()
         raise _client_disconnected_error() from None
 
     def _fail(self, exc: BaseException) -> None:
-        self.outcome = ERROR
+        self.outcome = Outcome.ERROR
         self.exception = exc
         self.close()
         # Logged after close(): the transaction's outcome is known by then.
@@ -344,7 +416,7 @@ class StreamIterator:
             self._closed = True
         self.ended_at = time.monotonic()
         if self.outcome is None:
-            self.outcome = DISCONNECTED if self._started else ABORTED
+            self.outcome = Outcome.DISCONNECTED if self._started else Outcome.ABORTED
         with request_context(self.request):
             self._close_source()
             for hook in self.on_close:

@@ -22,6 +22,8 @@ from typing import Any
 
 from pyramid.threadlocal import get_current_request
 
+from .events import Recorded
+
 log = logging.getLogger('tgstream')
 
 try:
@@ -119,8 +121,7 @@ def wrap_manager_hook(config) -> None:
             inner = inner_hook(request) if inner_hook else _transaction.manager
             return StreamTransactionManager(inner)
 
-        manager_hook.tgstream_wrapped = True
-        manager_hook.wrapped = inner_hook
+        manager_hook.tgstream_wrapped = True  # type: ignore[attr-defined]
         settings['tm.manager_hook'] = manager_hook
 
     config.action(None, wrap, order=11)
@@ -132,11 +133,10 @@ class StreamTransaction:
     def __init__(self, proxy: StreamTransactionManager, policy: str, request):
         self.proxy = proxy
         self.manager = proxy.manager
-        self.policy = policy
         self.request = request
         self.decision: str | None = None
-        self.txn = None
-        self.outcome = 'not managed'
+        self.txn: Any = None
+        self.outcome: str = Recorded.NOT_MANAGED
         if policy == 'stream':
             self.txn = current_transaction(self.manager)
             proxy.holder = self
@@ -180,26 +180,26 @@ class StreamTransaction:
             # The body was read inside the tween chain, before pyramid_tm
             # decided: let pyramid_tm finish the transaction itself.
             self.proxy.holder = None
-            self.outcome = 'pyramid_tm'
+            self.outcome = Recorded.PYRAMID_TM
             return
         if not _is_open(txn):
-            self.outcome = 'ended by the stream'
+            self.outcome = Recorded.ENDED_BY_STREAM
             return
         if self.decision == 'commit' and not txn.isDoomed():
-            self.outcome = 'committing'
+            self.outcome = Recorded.COMMITTING
             txn.commit()
-            self.outcome = 'committed'
+            self.outcome = Recorded.COMMITTED
         else:
             txn.abort()
-            self.outcome = 'aborted'
+            self.outcome = Recorded.ABORTED
 
     def close(self, stream) -> None:
         """The stream was closed: abort whatever is still open."""
-        if _is_open(self.txn) and self.outcome != 'pyramid_tm':
+        if _is_open(self.txn) and self.outcome != Recorded.PYRAMID_TM:
             try:
                 self.txn.abort()
             finally:
-                self.outcome = 'aborted'
+                self.outcome = Recorded.ABORTED
         stream.transaction_outcome = self.outcome
         self.proxy.holder = None
         self.request.environ.pop(HOLDER_KEY, None)

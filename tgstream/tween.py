@@ -15,8 +15,8 @@ from pyramid.httpexceptions import HTTPException
 from pyramid.response import FileIter
 from webob.static import FileIter as WebObFileIter
 
-from .encoders import RawEncoder
 from .lifecycle import start_stream
+from .renderers.encoders import RawEncoder
 from .settings import StreamSettings, get_settings
 from .stream import StreamIterator
 

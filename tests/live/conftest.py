@@ -1,10 +1,9 @@
 """Real-server tests: waitress on 127.0.0.1 and a free port."""
 from __future__ import annotations
 
-import time
-
-import httpx
 import pytest
+
+from tests.handshake import Handshake
 
 
 @pytest.fixture
@@ -20,14 +19,4 @@ def read_timed(url, timeout=10.0):
     ``complete`` is False when the server cut the chunked body (no
     terminating chunk).
     """
-    start = time.monotonic()
-    chunks = []
-    complete = True
-    with httpx.Client(timeout=timeout) as client:
-        with client.stream('GET', url) as response:
-            try:
-                for chunk in response.iter_raw():
-                    chunks.append((time.monotonic() - start, chunk))
-            except httpx.RemoteProtocolError:
-                complete = False
-    return response, chunks, complete
+    return Handshake().read(url, timeout)

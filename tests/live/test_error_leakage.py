@@ -22,9 +22,9 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid.response import Response
 
 import tgstream
+from tests.conftest import build_app
 from tgstream.renderers import IStreamRendererFactory
 from tgstream.testing import open_stream, serve
-from tests.conftest import build_app
 
 from .conftest import read_timed
 
@@ -67,7 +67,7 @@ def available_renderers() -> frozenset:
 
 def need(renderer):
     if renderer is not None and renderer not in available_renderers():
-        pytest.skip('stream renderer %r is not registered (tgstream/serializers.py '
+        pytest.skip('stream renderer %r is not registered (tgstream/renderers/ '
                     'does not provide it yet)' % renderer)
 
 

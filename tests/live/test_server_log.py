@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tgstream.serverlog import ServerLogFilter, mark_logged
 from tests.conftest import build_app
+from tgstream.serverlog import ServerLogFilter, mark_logged
 
 from .conftest import read_timed
 

@@ -5,6 +5,8 @@ import httpx
 import pytest
 from pyramid.response import Response
 
+from tests.handshake import Handshake
+
 from .conftest import read_timed
 
 pytestmark = pytest.mark.live
@@ -12,27 +14,34 @@ pytestmark = pytest.mark.live
 APP = 'tests.pkgs.templatesapp'
 TOOLBAR_SETTINGS = {'debugtoolbar.hosts': '127.0.0.1 ::1'}
 
-# 10 000 rows; the row generator sleeps 0.2 s every 2 000 rows (1 s in all)
-SLOW = '/rows?n=10000&pause=0.2'
+# 10 000 rows; the row generator pauses every 2 000 rows, a little longer
+# than tgstream.flush_interval (0.3 s in all)
+SLOW = '/rows?n=10000&pause=0.06'
 
 
 def error_view(exc, request):
     return Response('error view: %s' % type(exc).__name__, status=500)
 
 
-def template_app(make_app, toolbar=False):
+def template_app(make_app, toolbar=False, handshake=None):
     includes = ('tgstream', 'pyramid_jinja2', APP)
     if toolbar:
         includes = ('pyramid_debugtoolbar',) + includes
+    settings = dict(TOOLBAR_SETTINGS if toolbar else {})
+    if handshake is not None:
+        # At each pause, the client already has the page up to the row
+        # after the previous pause: the page streams, it is not buffered.
+        settings['tests.before_pause'] = lambda n: handshake.wait_for(
+            b'<table>' if n <= 2000 else b'<tr><td>%d</td>' % (n - 2000))
     return make_app(
         lambda config: config.add_view(error_view, context=Exception),
-        TOOLBAR_SETTINGS if toolbar else None,
+        settings,
         includes,
     )
 
 
-def assert_progressive(url, same_as_plain=True):
-    response, chunks, complete = read_timed(url + SLOW)
+def assert_progressive(url, handshake, same_as_plain=True):
+    response, chunks, complete = handshake.read(url + SLOW)
     assert complete and response.status_code == 200
     assert response.headers['content-type'] == 'text/html; charset=utf-8'
     assert 'content-length' not in response.headers
@@ -41,15 +50,14 @@ def assert_progressive(url, same_as_plain=True):
         plain = httpx.get(url + '/rows?n=10000&plain', timeout=10)
         assert body == plain.content
     assert body.count(b'<tr>') == 10000
-    first, last = chunks[0][0], chunks[-1][0]
-    # the page starts before the first pause and ends after the fifth
-    assert last - first > 0.5
+    assert handshake.late == [], handshake.late
     assert len(chunks) >= 5
     return body
 
 
 def test_a_large_template_streams_progressively(make_app, live):
-    assert_progressive(live(template_app(make_app)))
+    handshake = Handshake()
+    assert_progressive(live(template_app(make_app, handshake=handshake)), handshake)
 
 
 def test_an_error_mid_render_truncates_the_page(make_app, live, tgstream_log):
@@ -76,8 +84,9 @@ def test_a_template_error_before_the_first_chunk_is_a_normal_500(make_app, live)
 
 def test_streams_with_the_debug_toolbar(make_app, live):
     # the toolbar injects its button into the plain render only
-    url = live(template_app(make_app, toolbar=True))
-    body = assert_progressive(url, same_as_plain=False)
+    handshake = Handshake()
+    url = live(template_app(make_app, toolbar=True, handshake=handshake))
+    body = assert_progressive(url, handshake, same_as_plain=False)
     assert body.rstrip().endswith(b'</html>')
     plain = httpx.get(url + '/rows?n=10000&plain', timeout=10).content
     assert b'pDebug' in plain and b'pDebug' not in body

@@ -137,8 +137,8 @@ class Diagnostics:
     def stats(self) -> dict:
         events = self.recorder.find()
         outcomes: dict[str, int] = {}
-        for event in events:
-            key = '%s/%s' % (event.outcome, event.transaction)
+        for finished in events:
+            key = '%s/%s' % (finished.outcome, finished.transaction)
             outcomes[key] = outcomes.get(key, 0) + 1
         committed = sorted(
             int(e.request.params['s']) for e in events

@@ -118,7 +118,7 @@ def test_load_with_disconnects_and_failures(server, database, caplog):
         # the database holds exactly the rows of the completed streams
         db_engine = engine or database.engine()
         try:
-            assert rows_by_stream(db_engine) == {s: ITEMS for s in normal}
+            assert rows_by_stream(db_engine) == dict.fromkeys(normal, ITEMS)
         finally:
             if engine is None:
                 db_engine.dispose()

@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
-from . import app as stress_app
-from .conftest import running, stats
 from tests.live.test_transaction_wire import wait_for as wait_until
 
+from . import app as stress_app
+from .conftest import running, stats
 from .test_load import check_threads
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]

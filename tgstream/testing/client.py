@@ -37,7 +37,7 @@ class StreamedResponse:
 
     def read(self, chunks: int | None = None) -> bytes:
         """Read ``chunks`` more chunks (all remaining ones by default)."""
-        out = []
+        out: list[bytes] = []
         while chunks is None or len(out) < chunks:
             chunk = self.next_chunk()
             if chunk is None:

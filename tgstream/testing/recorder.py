@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from ..events import StreamFinished
+from ..events import Outcome, StreamFinished, TransactionOutcome
 
 
 def _registry_of(target: Any):
@@ -144,23 +144,26 @@ class StreamRecorder:
 
     def assert_completed(self, path: str | None = None, **kw: Any) -> StreamFinished:
         """Every item was sent (whatever became of the transaction)."""
-        return self.assert_stream(path, outcome='completed', **kw)
+        return self.assert_stream(path, outcome=Outcome.COMPLETED, **kw)
 
     def assert_committed(self, path: str | None = None, **kw: Any) -> StreamFinished:
         """Completed, and its transaction committed."""
-        return self.assert_stream(path, outcome='completed', transaction='committed', **kw)
+        return self.assert_stream(
+            path, outcome=Outcome.COMPLETED, transaction=TransactionOutcome.COMMITTED, **kw
+        )
 
     def assert_aborted(self, path: str | None = None, **kw: Any) -> StreamFinished:
         """Its transaction was aborted (an error, a disconnect, a HEAD...)."""
-        return self.assert_stream(path, transaction='aborted', **kw)
+        return self.assert_stream(path, transaction=TransactionOutcome.ABORTED, **kw)
 
     def assert_disconnected(
         self, path: str | None = None, *, count: int | None = None, timeout: float = 5.0
     ) -> StreamFinished:
         """The client left before the end, and nothing was committed."""
         return self._expect(path, [
-            ('outcome=disconnected', lambda e: e.outcome == 'disconnected'),
-            ('a transaction not committed', lambda e: e.transaction != 'committed'),
+            ('outcome=disconnected', lambda e: e.outcome == Outcome.DISCONNECTED),
+            ('a transaction not committed',
+             lambda e: e.transaction != TransactionOutcome.COMMITTED),
         ], count, timeout)
 
     def assert_error(
@@ -168,7 +171,7 @@ class StreamRecorder:
         **kw: Any,
     ) -> StreamFinished:
         """The stream raised (``exception``, if given) after its first item."""
-        return self.assert_stream(path, outcome='error', exception=exception, **kw)
+        return self.assert_stream(path, outcome=Outcome.ERROR, exception=exception, **kw)
 
     def _expect(self, path, checks, count, timeout) -> StreamFinished:
         found = self.wait(count or 1, path, timeout)

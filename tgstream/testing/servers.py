@@ -1,5 +1,18 @@
 """Real servers on 127.0.0.1 for wire-level tests: waitress in-process
-(:func:`serve`), gunicorn gthread in a subprocess (:func:`serve_gunicorn`)."""
+(:func:`serve`), gunicorn gthread in a subprocess (:func:`serve_gunicorn`).
+
+Why not WebTest's ``webtest.http.StopableWSGIServer`` (it also runs waitress
+in a thread): its ``create()`` turns ``expose_tracebacks`` on, which the
+tests that a failed stream never leaks its exception's text must not have;
+its wrapper answers every path containing ``__application__`` itself and
+serves any file named by ``?__file__=`` for paths containing ``__file__``,
+so the app under test does not see every request; ``get_free_port()`` picks
+a port and closes it before the server binds it (a race with other servers
+on a shared machine; :func:`serve` binds port 0 and keeps the socket); and
+its ``shutdown()`` sets the process-wide ``waitress`` logger to FATAL, which
+hides the log records later tests read. :func:`serve` is its ``create()`` /
+``shutdown()`` pair without those effects.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -49,7 +62,7 @@ def disconnect_after(
     target = (parts.path or '/') + ('?' + parts.query if parts.query else '')
     lines = ['GET %s HTTP/1.1' % target, 'Host: %s' % parts.netloc]
     lines += ['%s: %s' % item for item in (headers or {}).items()]
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
     received = b''
     try:
         sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1'))
@@ -207,7 +220,7 @@ def serve_gunicorn(
     def collect():
         # Read gunicorn's log continuously: a full pipe would block it.
         booted = 0
-        for line in process.stderr:
+        for line in process.stderr or ():
             output.append(line.rstrip('\n'))
             match = _LISTENING.search(line)
             if match:

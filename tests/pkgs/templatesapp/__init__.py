@@ -33,11 +33,14 @@ def add_globals(event):
     event['from_subscriber'] = 'subscriber saw %d values' % len(event.rendering_val)
 
 
-def slow_rows(count, pause=0.0, every=2000, fail_at=None):
+def slow_rows(count, pause=0.0, every=2000, fail_at=None, before_pause=None):
     """``count`` rows; sleeps ``pause`` s every ``every`` rows (bounded:
-    ``count // every * pause`` in all)."""
+    ``count // every * pause`` in all), after calling ``before_pause(n)``
+    if given (a test's handshake, setting ``tests.before_pause``)."""
     for n in range(1, count + 1):
         if pause and n % every == 0:
+            if before_pause is not None:
+                before_pause(n)
             time.sleep(pause)
         if n == fail_at:
             raise RuntimeError('row %d exploded' % n)
@@ -49,7 +52,8 @@ def rows_values(request):
     count = int(params.get('n', 100))
     return {
         'title': 'Rows & more',
-        'rows': slow_rows(count, float(params.get('pause', 0)), fail_at=int(params.get('fail_at', 0))),
+        'rows': slow_rows(count, float(params.get('pause', 0)), fail_at=int(params.get('fail_at', 0)),
+                          before_pause=request.registry.settings.get('tests.before_pause')),
         'rows_total': count,
     }
 

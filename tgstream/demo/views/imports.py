@@ -187,7 +187,7 @@ def write_rows(request, rows: list[tuple[int, dict]], batch: int, existing: str 
             select(User.name, User.id).where(User.name.in_(lines))).all())
         error = None
         if taken and existing != 'update':
-            name = min(taken, key=lines.get)
+            name = min(taken, key=lambda n: lines[n])
             error = 'line %d: a user named %r already exists' % (lines[name], name)
         else:
             try:

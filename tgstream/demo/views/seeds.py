@@ -20,7 +20,6 @@ from ..models import Permission, User
 from ..settings import demo_settings
 from .params import int_param
 
-
 # -- TurboGears 2 ------------------------------------------------------------
 
 @expose(route_name='tg_stream_list', stream=True, content_type='application/json')

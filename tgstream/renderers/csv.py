@@ -17,7 +17,7 @@ Items are mappings (``dict``, SQLAlchemy ``RowMapping``), SQLAlchemy
   ``escapechar``, ``doublequote``, ``skipinitialspace``, ``lineterminator``,
   ``quoting``) are options; ``bom=True`` starts the file with a UTF-8 byte
   order mark (for Excel).
-- The formula-injection guard (:mod:`tgstream.csvsafe`) applies to every row
+- The formula-injection guard (:mod:`tgstream.renderers.csvsafe`) applies to every row
   unless ``tgstream.csv.formula_guard = false`` or ``formula_guard=False``.
 - ``text/csv; charset=utf-8``; name the download with the view's
   ``filename='users.csv'`` option, or per request with
@@ -30,11 +30,11 @@ import io
 from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
-from .csvsafe import guard_row
+from ..items import ResultRows
+from ..settings import get_settings
+from . import BaseEncoder, StreamRenderer
+from .csvsafe import guard_row, guard_rows
 from .encoders import Encoder
-from .jsonrules import ResultRows
-from .serializers import StreamRenderer
-from .settings import get_settings
 
 try:
     from sqlalchemy.engine import Row
@@ -61,7 +61,7 @@ def _describe(item: Any) -> str:
     return '%s.%s' % (cls.__module__, cls.__qualname__)
 
 
-class CSVEncoder:
+class CSVEncoder(BaseEncoder):
     """Encode items as CSV rows (see the module docstring)."""
 
     flush_each = False
@@ -76,8 +76,9 @@ class CSVEncoder:
         guard: Callable[[list], list] | None = guard_row,
         bom: bool = False,
     ):
-        self._lines: list[str] = []
-        self._writer = csv.writer(self, dialect, **(fmtparams or {}))
+        # csv.writer writes each line into a StringIO (a C call per line)
+        self._out = io.StringIO()
+        self._writer = csv.writer(self._out, dialect, **(fmtparams or {}))
         self.columns = list(columns) if columns is not None else None
         self.header = header
         self.guard = guard
@@ -88,9 +89,6 @@ class CSVEncoder:
         self._row_parent: Any = None
         self._row_picker: Callable[[Any], Any] | None = None
         self.started = False
-
-    def write(self, line: str) -> None:  # csv.writer's file
-        self._lines.append(line)
 
     # -- items to cells -----------------------------------------------------
 
@@ -127,6 +125,8 @@ class CSVEncoder:
         # After the csv module wrote the rows (so a cell's own conversion
         # error comes first): a ragged row is an error, never a silent file.
         width = self._width
+        if set(map(len, rows)) == {width}:  # the usual case, at C speed
+            return
         for row in rows:
             if len(row) != width:
                 raise ValueError('csv row has %d cells, %s has %d' % (
@@ -187,8 +187,10 @@ class CSVEncoder:
     # -- the Encoder protocol -------------------------------------------------
 
     def _flush(self) -> bytes:
-        data = ''.join(self._lines).encode('utf-8')
-        self._lines.clear()
+        out = self._out
+        data = out.getvalue().encode('utf-8')
+        out.seek(0)
+        out.truncate()
         if self.bom:
             self.bom = False
             data = BOM + data
@@ -201,18 +203,41 @@ class CSVEncoder:
         return self._flush()
 
     def encode_batch(self, items: list) -> bytes:
+        """The bytes of :meth:`encode` for each item, joined; the guard is
+        applied column by column (:func:`~tgstream.renderers.csvsafe.guard_rows`).
+        On error the encoder is left as it was (the stream then encodes the
+        items one by one to find the failing one)."""
         if not items:
             return b''
-        if items.__class__ is ResultRows:  # one result: one picker for all
-            self._row_cells(items[0])
-            pick = self._row_picker
-            rows = [pick(row) for row in items]
-        else:
-            rows = [self._cells(item) for item in items]
-        guard = self.guard
-        self._writer.writerows([guard(row) for row in rows] if guard is not None else rows)
-        self._check_widths(rows)
+        state = self._state()
+        try:
+            if items.__class__ is ResultRows:  # one result: one picker for all
+                self._row_cells(items[0])
+                pick = self._row_picker
+                # Rows are sequences the csv module can write as they are
+                rows = items if pick is list else [pick(row) for row in items]
+            else:
+                rows = [self._cells(item) for item in items]
+            guard = self.guard
+            if guard is guard_row:
+                self._writer.writerows(guard_rows(rows))
+            else:
+                self._writer.writerows([guard(row) for row in rows] if guard is not None else rows)
+            self._check_widths(rows)
+        except BaseException:
+            self._restore(state)
+            raise
         return self._flush()
+
+    def _state(self) -> tuple:
+        return (self._out.tell(), self.started, self.keys, self._keyset, self._width,
+                self._row_parent, self._row_picker)
+
+    def _restore(self, state: tuple) -> None:
+        (position, self.started, self.keys, self._keyset, self._width,
+         self._row_parent, self._row_picker) = state
+        self._out.seek(position)
+        self._out.truncate()
 
     def end(self) -> bytes:
         if not self.started:
@@ -222,7 +247,7 @@ class CSVEncoder:
 
 class CSVStreamRenderer(StreamRenderer):
     """``renderer='csv'``: ``text/csv; charset=utf-8`` (options: see
-    :mod:`tgstream.csvstream`)."""
+    :mod:`tgstream.renderers.csv`)."""
 
     content_type = 'text/csv; charset=utf-8'
     options = frozenset(
@@ -275,3 +300,7 @@ class CSVStreamRenderer(StreamRenderer):
             guard=guard_row if guard else None,
             bom=self.bom,
         )
+
+
+def includeme(config) -> None:
+    config.add_stream_renderer('csv', CSVStreamRenderer)

@@ -1,4 +1,4 @@
-"""The ``json``, ``ndjson``, ``csv`` and ``sse`` stream renderers.
+"""The ``json`` and ``ndjson`` stream renderers.
 
 ``config.include('tgstream')`` registers them; use one with ``stream=True``::
 
@@ -9,16 +9,13 @@
             yield user
 
 Per-view options go in ``stream_options={...}`` and are checked when the
-configuration is committed. Encoding rules: :mod:`tgstream.jsonrules`.
+configuration is committed. Encoding rules: :mod:`tgstream.renderers.jsonrules`.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
-from pyramid.exceptions import ConfigurationError
-from pyramid.interfaces import IRendererFactory
-from pyramid.renderers import JSON
-
+from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
 from .jsonrules import JSONEncoding
 
@@ -27,74 +24,7 @@ from .jsonrules import JSONEncoding
 NDJSON_ERROR_MARKER = b'{"error":"stream failed"}\n'
 
 
-class StreamRenderer:
-    """Base of the built-in stream renderers: checks ``stream_options``.
-
-    Subclasses set ``content_type``, ``options`` (the option names they
-    take) and ``batches`` (whether a returned
-    :class:`~tgstream.query.QueryStream` is streamed batch by batch), and
-    implement :meth:`encoder`.
-    """
-
-    content_type = 'application/octet-stream'
-    options: frozenset = frozenset()
-    batches = True
-
-    def __init__(self, info):
-        self.view_name = info.view_name
-        unknown = sorted(set(info.options) - self.options)
-        if unknown:
-            raise self.option_error(
-                ', '.join(unknown),
-                'unknown stream option%s for renderer %r; it takes: %s'
-                % ('s' if len(unknown) > 1 else '', info.name,
-                   ', '.join(sorted(self.options)) or '(none)'),
-            )
-        self.error_marker = self.bool_option(info.options, 'error_marker', False)
-
-    def option_error(self, option: str, problem: str) -> ConfigurationError:
-        return ConfigurationError(
-            'view %s: stream_options %s: %s' % (self.view_name, option, problem)
-        )
-
-    def bool_option(self, options: dict, name: str, default: bool) -> bool:
-        if name not in options:
-            return default
-        value = options[name]
-        if not isinstance(value, bool):
-            raise self.option_error(name, '%r is not True or False' % (value,))
-        return value
-
-    def __call__(self, value: Any, request) -> tuple[Iterable[Any], Encoder]:
-        if self.batches:
-            batches = getattr(value, 'tgstream_batches', None)
-            if batches is not None:  # a QueryStream returned by the view
-                value = batches()
-        return value, self.encoder(request)
-
-    def encoder(self, request) -> Encoder:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class JSONRulesRenderer(StreamRenderer):
-    """A stream renderer that encodes with the app's ``json`` renderer rules:
-    that renderer must be a :class:`pyramid.renderers.JSON` (checked here, at
-    configuration time, so its rules are never silently ignored)."""
-
-    def __init__(self, info):
-        super().__init__(info)
-        renderer = info.registry.queryUtility(IRendererFactory, name='json')
-        if renderer is not None and not isinstance(renderer, JSON):
-            raise ConfigurationError(
-                'view %s: renderer %r encodes with the rules of the app\'s '
-                '\'json\' renderer, but that is %r, not a '
-                'pyramid.renderers.JSON; register a JSON(...) as \'json\' (its '
-                'serializer=, options and adapters are honoured)'
-                % (self.view_name, info.name, renderer)
-            )
-
-
-class JSONArrayEncoder:
+class JSONArrayEncoder(BaseEncoder):
     """The items of a stream as one JSON array: ``[`` with the first item,
     separators between items, ``]`` from :meth:`end` (after the commit)."""
 
@@ -125,7 +55,7 @@ class JSONArrayEncoder:
         return b']' if self.started else b'[]'
 
 
-class NDJSONEncoder:
+class NDJSONEncoder(BaseEncoder):
     """One JSON document per line (``\\n`` after each)."""
 
     flush_each = False
@@ -133,8 +63,7 @@ class NDJSONEncoder:
     def __init__(self, encoding: JSONEncoding, error_marker: bool = False):
         self.dumps = encoding.dumps
         self.check_lines = encoding.may_break_lines
-        if error_marker:
-            self.error = lambda: NDJSON_ERROR_MARKER
+        self.error_marker = error_marker
 
     def encode(self, item: Any) -> bytes:
         data = self.dumps(item)
@@ -153,6 +82,9 @@ class NDJSONEncoder:
 
     def end(self) -> bytes:
         return b''
+
+    def error(self) -> bytes | None:
+        return NDJSON_ERROR_MARKER if self.error_marker else None
 
 
 class JSONStreamRenderer(JSONRulesRenderer):
@@ -178,20 +110,13 @@ class NDJSONStreamRenderer(JSONRulesRenderer):
 
 
 def includeme(config) -> None:
-    from .csvstream import CSVStreamRenderer
-    from .sse import SSEStreamRenderer
-
     config.add_stream_renderer('json', JSONStreamRenderer)
     config.add_stream_renderer('ndjson', NDJSONStreamRenderer)
-    config.add_stream_renderer('csv', CSVStreamRenderer)
-    config.add_stream_renderer('sse', SSEStreamRenderer)
 
 
 __all__ = [
     'JSONArrayEncoder',
-    'JSONRulesRenderer',
     'JSONStreamRenderer',
     'NDJSONEncoder',
     'NDJSONStreamRenderer',
-    'StreamRenderer',
 ]

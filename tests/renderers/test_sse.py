@@ -7,7 +7,7 @@ import pytest
 from pyramid.exceptions import ConfigurationError
 
 import tgstream
-from tgstream.sse import ServerSentEvent, SSEEncoder
+from tgstream.renderers.sse import ServerSentEvent, SSEEncoder
 from tgstream.testing import open_stream
 
 
@@ -136,7 +136,7 @@ def test_keepalive_interval_and_off_switch():
 
     setUp()
     try:
-        from tgstream.jsonrules import JSONEncoding
+        from tgstream.renderers.jsonrules import JSONEncoding
 
         encoding = JSONEncoding(DummyRequest())
         every_time = SSEEncoder(encoding, keepalive=1e-9)
@@ -189,7 +189,7 @@ def test_unencodable_data_aborts_the_stream(make_app, tgstream_log):
         yield ServerSentEvent(object())
 
     with open_stream(sse_app(make_app, view), '/v') as response:
-        with pytest.raises(tgstream.StreamEncodeError, match=r'item 1 \(tgstream.sse.ServerSentEvent\)'):
+        with pytest.raises(tgstream.StreamEncodeError, match=r'item 1 \(tgstream.renderers.sse.ServerSentEvent\)'):
             response.read()
     assert response.body == b'data: one\n\n'
 
@@ -203,5 +203,5 @@ def test_bad_options(make_app, options, message):
     def events(request):
         yield 'x'
 
-    with pytest.raises(ConfigurationError, match='view tests.test_sse_renderer.*events.*' + message):
+    with pytest.raises(ConfigurationError, match='view tests.renderers.test_sse.*events.*' + message):
         sse_app(make_app, events, stream_options=options)

@@ -212,7 +212,7 @@ def configure(renderer, includes=('tgstream', 'pyramid_jinja2'), **options):
         ({'buffer': 1}, r'view .*view.*buffer=1 is not valid.*int >= 2'),
         ({'buffer': '5'}, r"buffer='5' is not valid"),
         ({'buffer': True}, r'buffer=True is not valid'),
-        ({'chunk': 5}, r"stream_options 'chunk' not known for template .*takes: buffer"),
+        ({'chunk': 5}, r"stream_options chunk: unknown stream option for renderer .*takes: buffer"),
     ],
 )
 def test_bad_stream_options(options, message):
@@ -252,7 +252,7 @@ def test_extension_added_after_a_commit_needs_add_stream_renderer():
             config.commit()
             config.add_jinja2_renderer('.tmpl')
             if register:
-                config.add_stream_renderer('.tmpl', 'tgstream.templates.jinja2_stream_renderer')
+                config.add_stream_renderer('.tmpl', 'tgstream.renderers.templates.jinja2_stream_renderer')
             config.add_route('r', '/r')
             config.add_view(lambda r: {'greeting': 'late', 'numbers': [1]}, route_name='r',
                             renderer=TEMPLATES + 'late.tmpl', stream=True)

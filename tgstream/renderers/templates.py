@@ -12,7 +12,7 @@ response streams, inside the request and its transaction::
 
 Stream renderers are registered for ``.jinja2`` and for every extension
 added with ``config.add_jinja2_renderer`` in the same commit (or later ones:
-``config.add_stream_renderer('.html', 'tgstream.templates.jinja2_stream_renderer')``).
+``config.add_stream_renderer('.html', 'tgstream.renderers.templates.jinja2_stream_renderer')``).
 pyramid_jinja2 is optional: without it these views are configuration errors.
 """
 from __future__ import annotations
@@ -26,8 +26,9 @@ from pyramid.events import BeforeRender
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import PHASE1_CONFIG, IRendererFactory
 
+from . import IStreamRendererFactory, StreamRendererInfo
+from .base import check_option_names
 from .encoders import RawEncoder
-from .renderers import IStreamRendererFactory, StreamRendererInfo
 
 try:
     from pyramid_jinja2 import Jinja2RendererFactory
@@ -43,14 +44,7 @@ def _is_jinja2_factory(factory: Any) -> bool:
 
 
 def _check_buffer(info: StreamRendererInfo) -> int | None:
-    unknown = sorted(set(info.options) - set(OPTIONS))
-    if unknown:
-        raise ConfigurationError(
-            'view %s: stream_options %s not known for template %r; a '
-            'template stream takes: %s'
-            % (info.view_name, ', '.join(map(repr, unknown)), info.name,
-               ', '.join(OPTIONS))
-        )
+    check_option_names(info, OPTIONS)
     size = info.options.get('buffer')
     if size is None:
         return None

@@ -1,7 +1,7 @@
 """Encoders turn the items a stream yields into the bytes sent.
 
 An encoder is created per stream (it may keep framing state, such as "is
-this the first JSON item?") and has three members:
+this the first JSON item?") and has these members (:class:`Encoder`):
 
 ``encode(item) -> bytes``
     the bytes for one item (may be ``b''``);
@@ -11,11 +11,18 @@ this the first JSON item?") and has three members:
 ``flush_each``
     true when every item must be written at once (server-sent events).
 
-Optionally, ``error() -> bytes | None``: a fixed in-band marker announcing
-that the stream failed (an NDJSON error record, an SSE ``error`` event). It
-is sent after the failure -- the transaction is already aborted -- and then
-the response is cut all the same. It must never contain the exception's
-text: that stays in the server log.
+``encode_batch(items) -> bytes``
+    the bytes for a list of items, exactly ``b''.join(encode(i) for i in
+    items)`` but faster where the format allows (one serializer call);
+``error() -> bytes | None``
+    a fixed in-band marker announcing that the stream failed (an NDJSON
+    error record, an SSE ``error`` event), or ``None``. It is sent after the
+    failure -- the transaction is already aborted -- and then the response
+    is cut all the same. It must never contain the exception's text: that
+    stays in the server log.
+
+The last two are optional: :class:`BaseEncoder` gives their defaults (and
+the stream uses the same defaults for an encoder that lacks them).
 
 Raising from ``encode`` aborts the stream like any other mid-stream error.
 """
@@ -25,14 +32,42 @@ from typing import Any, Protocol
 
 
 class Encoder(Protocol):
+    """What a stream needs from an encoder (see the module docstring)."""
+
     flush_each: bool
 
     def encode(self, item: Any) -> bytes: ...
 
     def end(self) -> bytes: ...
 
+    def encode_batch(self, items: list) -> bytes: ...
 
-class RawEncoder:
+    def error(self) -> bytes | None: ...
+
+
+class BaseEncoder:
+    """Defaults of the optional :class:`Encoder` members; subclass it and
+    write ``encode`` and ``end``."""
+
+    flush_each = False
+
+    def encode(self, item: Any) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def end(self) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_batch(self, items: list) -> bytes:
+        """One item after the other (override when one call can do all)."""
+        encode = self.encode
+        return b''.join([encode(item) for item in items])
+
+    def error(self) -> bytes | None:
+        """No in-band error marker."""
+        return None
+
+
+class RawEncoder(BaseEncoder):
     """Items are ``bytes`` (sent as they are) or ``str``, encoded with
     ``charset`` or else the charset of ``response`` as it is when the first
     ``str`` item arrives (a stream may set it before its first item), or

@@ -4,14 +4,14 @@ Each item is one event, written at once:
 
 - a ``str`` is the event's data, sent as it is; ``bytes`` are UTF-8 text;
 - any other value is encoded as JSON by the app's JSON rules
-  (:mod:`tgstream.jsonrules`: ``__json__``, adapters, rows, dates);
+  (:mod:`tgstream.renderers.jsonrules`: ``__json__``, adapters, rows, dates);
 - a :class:`ServerSentEvent` sets ``event``, ``id``, ``retry`` and a
   ``comment`` as well;
-- :data:`idle` sends nothing, unless nothing was sent for
+- :data:`sse_idle` sends nothing, unless nothing was sent for
   ``tgstream.sse.keepalive`` seconds (15; the view option ``keepalive``
   overrides it, 0 turns it off): then a ``: keep-alive`` comment, so
   proxies keep the connection open and a vanished client is noticed. The
-  first ``idle`` of a stream sends one at once, which also sends the
+  first ``sse_idle`` of a stream sends one at once, which also sends the
   response headers.
 
 Data with line breaks (CR, LF or CRLF) becomes several ``data:`` lines,
@@ -20,7 +20,7 @@ event. Responses get ``Cache-Control: no-cache`` (unless the view set one)
 and ``X-Accel-Buffering: no`` (nginx must not buffer them).
 
 A WSGI stream is pulled by the server: nothing can be written while the
-view's code blocks. Wait with a timeout and yield :data:`idle` meanwhile::
+view's code blocks. Wait with a timeout and yield :data:`sse_idle` meanwhile::
 
     @expose('sse', route_name='events', stream=True)
     def events(request):
@@ -39,10 +39,11 @@ import re
 import time
 from typing import Any
 
+from ..items import Marker
+from ..settings import get_settings
+from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
 from .jsonrules import JSONEncoding
-from .serializers import JSONRulesRenderer
-from .settings import get_settings
 
 _LINE_BREAK = re.compile('\r\n|\r|\n')
 
@@ -53,19 +54,14 @@ SSE_ERROR_MARKER = b'event: error\ndata: stream failed\n\n'
 KEEPALIVE_COMMENT = b': keep-alive\n\n'
 
 
-class _Idle:
+class _Idle(Marker):
     __slots__ = ()
-
-    def __repr__(self) -> str:
-        return 'tgstream.sse_idle'
-
-    def __reduce__(self) -> str:
-        return 'idle'
+    name, public_name = 'sse_idle', 'tgstream.sse_idle'
 
 
 #: Yield this from an SSE stream while waiting: a keep-alive comment goes
 #: out when the stream was silent for the keep-alive interval.
-idle = _Idle()
+sse_idle = _Idle()
 
 
 def _single_line(name: str, value: str, forbidden: str) -> str:
@@ -120,7 +116,7 @@ class ServerSentEvent:
             raise TypeError('ServerSentEvent comment=%r is not a str' % (self.comment,))
 
 
-class SSEEncoder:
+class SSEEncoder(BaseEncoder):
     """Frame items as server-sent events; every event is written at once."""
 
     flush_each = True
@@ -130,8 +126,7 @@ class SSEEncoder:
         self.dumps = encoding.dumps
         self.keepalive = keepalive
         self.last_output: float | None = None
-        if error_marker:
-            self.error = lambda: SSE_ERROR_MARKER
+        self.error_marker = error_marker
 
     def _text(self, data: Any) -> str:
         if isinstance(data, str):
@@ -143,7 +138,7 @@ class SSEEncoder:
     def _lines(self, item: Any) -> list[str]:
         if item.__class__ is not ServerSentEvent:
             return ['data: ' + line for line in _LINE_BREAK.split(self._text(item))]
-        lines = []
+        lines: list[str] = []
         if item.comment is not None:
             lines.extend(': ' + line for line in _LINE_BREAK.split(item.comment))
         if item.event is not None:
@@ -158,7 +153,7 @@ class SSEEncoder:
 
     def encode(self, item: Any) -> bytes:
         now = time.monotonic()
-        if item is idle:
+        if item is sse_idle:
             if self.keepalive and (
                 self.last_output is None or now - self.last_output >= self.keepalive
             ):
@@ -170,6 +165,9 @@ class SSEEncoder:
 
     def end(self) -> bytes:
         return b''
+
+    def error(self) -> bytes | None:
+        return SSE_ERROR_MARKER if self.error_marker else None
 
 
 class SSEStreamRenderer(JSONRulesRenderer):
@@ -208,3 +206,7 @@ class SSEStreamRenderer(JSONRulesRenderer):
         return SSEEncoder(
             JSONEncoding(request, one_line=True), keepalive, self.error_marker
         )
+
+
+def includeme(config) -> None:
+    config.add_stream_renderer('sse', SSEStreamRenderer)

@@ -190,5 +190,5 @@ def test_bad_options_are_configuration_errors(make_app, options, message):
         config.add_view(export, route_name='v', renderer='csv', stream=True,
                         stream_options=options)
 
-    with pytest.raises(ConfigurationError, match=r'view tests.test_csv_renderer.*export.*' + message):
+    with pytest.raises(ConfigurationError, match=r'view tests.renderers.test_csv.*export.*' + message):
         make_app(setup)

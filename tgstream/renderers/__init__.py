@@ -1,5 +1,13 @@
 """Stream renderers: how the value a ``stream=True`` view returns is streamed.
 
+This package is the renderer layer, one module per format: :mod:`.json`
+(``json``, ``ndjson``), :mod:`.csv`, :mod:`.sse`, :mod:`.templates`
+(pyramid_jinja2); the JSON value rules (:mod:`.jsonrules`), the CSV formula
+guard (:mod:`.csvsafe`) and the :class:`~.encoders.Encoder` protocol beside
+them. Here: the registry (:func:`add_stream_renderer`,
+:func:`find_stream_renderer`) and the base classes of the built-in renderers
+(:class:`StreamRenderer`, :class:`JSONRulesRenderer`).
+
 A stream renderer factory is registered under a renderer name (``json``) or
 a renderer type (``.jinja2``) with ``config.add_stream_renderer(name,
 factory)``. ``factory(info)`` -- ``info`` is a :class:`StreamRendererInfo` --
@@ -7,7 +15,7 @@ is called once per view at configuration time (raise ``ConfigurationError``
 there for bad ``info.options``) and returns a *stream renderer*: an object
 with a ``content_type`` (the default of its streams) that is called per
 request as ``renderer(value, request) -> (items, encoder)`` (see
-:mod:`tgstream.encoders`).
+:mod:`.encoders`).
 """
 from __future__ import annotations
 
@@ -17,7 +25,8 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import PHASE1_CONFIG
 from zope.interface import Interface
 
-from .encoders import Encoder, RawEncoder
+from .base import JSONRulesRenderer, StreamRenderer, check_option_names
+from .encoders import BaseEncoder, Encoder, RawEncoder
 
 
 class StreamRendererInfo:
@@ -114,3 +123,31 @@ def find_stream_renderer(
         'can: %s, or no renderer for str/bytes items'
         % (view_name, renderer.name, ', '.join(known) or '(none registered)')
     )
+
+
+def includeme(config) -> None:
+    """Register the built-in stream renderers (included by ``tgstream``).
+
+    By dotted name: the format modules import this package for their base
+    classes, never the other way round.
+    """
+    config.include('.json')
+    config.include('.csv')
+    config.include('.sse')
+    config.include('.templates')
+
+
+__all__ = [
+    'BaseEncoder',
+    'Encoder',
+    'IStreamRendererFactory',
+    'JSONRulesRenderer',
+    'RawEncoder',
+    'RawStreamRenderer',
+    'StreamRenderer',
+    'StreamRendererInfo',
+    'add_stream_renderer',
+    'check_iterable',
+    'check_option_names',
+    'find_stream_renderer',
+]

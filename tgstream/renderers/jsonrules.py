@@ -25,13 +25,18 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import inspect
 import json
+import operator
+import types
 import uuid
 from typing import Any, Callable
 
 from pyramid.interfaces import IJSONAdapter, IRendererFactory
 from pyramid.renderers import JSON
 from zope.interface import implementedBy, providedBy
+
+from ..items import ResultRows
 
 try:  # the ``fast`` extra
     import orjson
@@ -45,15 +50,10 @@ except ImportError:  # pragma: no cover
 
 _DEFAULT_RENDERER = JSON()
 
-
-class ResultRows(list):
-    """A list of rows that all come from one result (same columns).
-
-    :func:`tgstream.stream_query` batches are such lists, which lets the
-    encoders skip checking each row's columns.
-    """
-
-    __slots__ = ()
+# What both the standard library's json and orjson encode without calling
+# the default hook (their subclasses too, or they raise): never converted
+# ahead of the serializer.
+_SELF_ENCODED: tuple = (str, int, float, list, tuple, dict, enum.Enum, type(None))
 
 
 def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
@@ -71,8 +71,16 @@ def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
     items = []
     for index, name in enumerate(fields):
         if index in convert_at:
-            namespace['_t%d' % index], namespace['_f%d' % index] = convert_at[index]
-            value = '(_f{0}(v{0}) if v{0}.__class__ is _t{0} else _convert(v{0}))'.format(index)
+            cls, convert = convert_at[index]
+            namespace['_t%d' % index] = cls
+            if convert.__class__ is _Adapted:  # the adapter itself: one call less
+                namespace['_f%d' % index] = convert.adapter
+                namespace['_r%d' % index] = convert.request
+                call = '_f{0}(v{0}, _r{0})'
+            else:
+                namespace['_f%d' % index] = convert
+                call = '_f{0}(v{0})'
+            value = ('(%s if v{0}.__class__ is _t{0} else _convert(v{0}))' % call).format(index)
         else:
             value = 'v%d' % index
         items.append('%r: %s' % (str(name), value))
@@ -86,32 +94,75 @@ def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
     return namespace['one'], namespace['many']
 
 
+_parent_of = operator.attrgetter('_parent')
+
+
+def _isoformat_idiom(obj, request):
+    return obj.isoformat()
+
+
+def _method_idiom(adapter: Any, cls: type) -> Callable[[Any], Any] | None:
+    """``cls.isoformat`` when ``adapter`` is the usual
+    ``lambda obj, request: obj.isoformat()`` (the same bytecode, no extra
+    arguments) and that is a method of ``cls`` written in C: the adapter's
+    result exactly, without a Python call per value."""
+    code = getattr(adapter, '__code__', None)
+    reference = _isoformat_idiom.__code__
+    if (
+        type(adapter) is not types.FunctionType
+        or code is None
+        or code.co_code != reference.co_code
+        or code.co_names != reference.co_names
+        or code.co_argcount != 2
+        or code.co_kwonlyargcount
+        or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    ):
+        return None
+    method = getattr(cls, 'isoformat', None)
+    return method if isinstance(method, types.MethodDescriptorType) else None
+
+
+class _Adapted:
+    """An app adapter applied to a value: ``adapter(value, request)``."""
+
+    __slots__ = ('adapter', 'request')
+
+    def __init__(self, adapter: Callable[[Any, Any], Any], request: Any):
+        self.adapter = adapter
+        self.request = request
+
+    def __call__(self, value: Any) -> Any:
+        return self.adapter(value, self.request)
+
+
 class _RowToDict:
     """``Row`` -> ``{column: value}``; converters are made once per result
     (rows of one result share their ``_parent`` metadata).
 
-    ``values`` maps the cell types the serializer cannot encode itself to
-    their built-in conversion: the columns whose first value has such a type
-    are converted in the same pass (the stdlib encoder's ``default`` hook
-    costs several times more per value).
+    ``conversion(cls)`` is the encoding's :meth:`JSONEncoding.conversion`:
+    the columns whose first value has a type the serializer would hand to
+    its ``default`` hook (a built-in type, or one the app has an adapter
+    for) are converted in the same pass, one comprehension per batch (the
+    ``default`` hook costs several times more per value).
     """
 
-    __slots__ = ('parent', 'convert', 'convert_many', 'values')
+    __slots__ = ('parent', 'convert', 'convert_many', 'conversion')
 
     def __init__(self):
         self.parent = None
         self.convert: Callable[[Any], dict] = dict
         self.convert_many: Callable[[list], list] = list
-        self.values: dict[type, Callable[[Any], Any]] = {}
+        self.conversion: Callable[[type], Callable[[Any], Any] | None] = lambda cls: None
 
     def _converter(self, row) -> Callable[[Any], dict]:
         parent = getattr(row, '_parent', None)
         if parent is None or parent is not self.parent:
-            values = self.values
-            convert_at = {
-                index: (value.__class__, values[value.__class__])
-                for index, value in enumerate(row) if value.__class__ in values
-            }
+            conversion = self.conversion
+            convert_at = {}
+            for index, value in enumerate(row):
+                convert = conversion(value.__class__)
+                if convert is not None:
+                    convert_at[index] = (value.__class__, convert)
             self.convert, self.convert_many = _row_converters(
                 row._fields, convert_at, self._convert_value
             )
@@ -119,7 +170,7 @@ class _RowToDict:
         return self.convert
 
     def _convert_value(self, value: Any) -> Any:
-        convert = self.values.get(value.__class__)
+        convert = self.conversion(value.__class__)
         return value if convert is None else convert(value)
 
     def __call__(self, row) -> dict:
@@ -129,9 +180,14 @@ class _RowToDict:
         """Convert a list of rows at once. ``one_result``: the caller knows
         they all come from one result (no check per row)."""
         convert = self._converter(rows[0])
+        parent = self.parent
+        if not one_result and parent is not None:
+            try:  # C-speed check that they all come from one result
+                one_result = set(map(_parent_of, rows)) == {parent}
+            except AttributeError:  # not all rows
+                pass
         if one_result:
             return self.convert_many(rows)
-        parent = self.parent
         try:
             return [convert(row) if row._parent is parent else self(row) for row in rows]
         except AttributeError:  # not all rows: leave them to the default hook
@@ -209,7 +265,6 @@ class JSONEncoding:
         if one_line:
             kw.pop('indent', None)
         self.request = request
-        self.one_line = one_line
         components = renderer.components
         # An app adapter takes precedence over a built-in.
         self.converters = {
@@ -219,21 +274,75 @@ class JSONEncoding:
         }
         self._bases = tuple(self.converters.items())
         self._rows = self.converters.get(Row) if Row is not None else None
+        self._lookup = components.adapters.lookup
+        # per exact class: what the default hook does with its values
+        self._by_class: dict[type, Callable[[Any], Any] | None] = {}
+        self._conversions: dict[type, Callable[[Any], Any] | None] = {}
         self.default = self._make_default(components.adapters)
         self.separator = b','
         self.may_break_lines = False
-        native: tuple = ()
+        # the types the serializer encodes by itself (None: unknown, custom)
+        self._native: tuple | None = None
         if renderer.serializer is json.dumps:
             self._use_stdlib(kw)
+            self._native = _SELF_ENCODED
             if orjson is not None and not kw and self._orjson_can_follow(components):
-                native = self._use_orjson(components)
+                self._native = _SELF_ENCODED + self._use_orjson(components)
         else:
             self._use_serializer(renderer.serializer, kw)
         if self._rows is not None:
-            self._rows.values = {
-                cls: convert for cls, convert in self.converters.items()
-                if cls not in native and cls is not Row and cls is not RowMapping
-            }
+            self._rows.conversion = self.conversion
+
+    # -- per-class conversions (whole columns of a batch) ---------------------
+
+    def _class_conversion(self, cls: type) -> Callable[[Any], Any] | None:
+        """What the default hook does with every value of exact class
+        ``cls``, when that is decided by the class alone; ``None`` when the
+        hook must look at each value (``__json__``, values that may declare
+        interfaces of their own, no rule)."""
+        convert = self.converters.get(cls)
+        if convert is not None:  # exact built-in types come first
+            return convert
+        if (
+            hasattr(cls, '__json__')
+            or getattr(cls, '__dictoffset__', 1) != 0  # instances have a __dict__
+            or any('__provides__' in getattr(k, '__slots__', ()) for k in cls.__mro__)
+        ):
+            return None
+        # Without a __dict__ an instance provides what its class implements.
+        adapter = self._lookup((implementedBy(cls),), IJSONAdapter)
+        if adapter is not None:
+            return _method_idiom(adapter, cls) or _Adapted(adapter, self.request)
+        for base, convert in self._bases:  # subclasses of the built-in types
+            if issubclass(cls, base):
+                return convert
+        return None
+
+    def conversion(self, cls: type) -> Callable[[Any], Any] | None:
+        """The function to apply to a value of exact class ``cls`` before
+        the serializer sees it, or ``None`` to leave the value as it is.
+
+        Byte-identical to the serializer calling the default hook: only
+        types the serializer would hand to that hook are converted, exactly
+        as the hook would (a built-in conversion, or the app's adapter).
+        Lets a whole column of a batch be converted in one comprehension.
+        """
+        conversions = self._conversions
+        try:
+            return conversions[cls]
+        except KeyError:
+            pass
+        native = self._native
+        if cls is Row or cls is RowMapping:
+            convert = None
+        elif native is None:  # a custom serializer: the built-ins only
+            convert = self.converters.get(cls)
+        elif issubclass(cls, native):
+            convert = None
+        else:
+            convert = self._class_conversion(cls)
+        conversions[cls] = convert
+        return convert
 
     # -- the default hook (Pyramid's order, then the built-ins) -------------
 
@@ -242,8 +351,17 @@ class JSONEncoding:
         converters = self.converters
         bases = self._bases
         lookup = adapters.lookup
+        by_class = self._by_class
+        class_conversion = self._class_conversion
 
         def default(obj: Any) -> Any:
+            cls = type(obj)
+            try:
+                convert = by_class[cls]
+            except KeyError:
+                convert = by_class[cls] = class_conversion(cls)
+            if convert is not None and obj.__class__ is cls:
+                return convert(obj)  # no adapter lookup per value
             convert = converters.get(obj.__class__)
             if convert is not None:  # exact built-in types have no __json__
                 return convert(obj)
@@ -301,6 +419,8 @@ class JSONEncoding:
     def _use_orjson(self, components) -> tuple:
         """Use orjson; return the built-in types it encodes by itself."""
         native: tuple = (uuid.UUID,)
+        if hasattr(orjson, 'Fragment'):
+            native += (orjson.Fragment,)
         option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
         if any(
             issubclass(cls, (datetime.date, datetime.time))
@@ -340,11 +460,26 @@ class JSONEncoding:
         return native
 
     def _prepare(self, values: list) -> list:
-        # Rows of one result become dicts in one pass: much cheaper than a
-        # call of the default hook for each row.
-        rows = self._rows
-        if rows is not None and values and values[0].__class__ is Row:
-            return rows.many(values, values.__class__ is ResultRows)
+        # Rows of one result become dicts in one pass, and objects of one
+        # class with __json__ their __json__(request) in one comprehension:
+        # much cheaper than a call of the default hook for each.
+        if not values:
+            return values
+        cls = values[0].__class__
+        if cls is Row:
+            rows = self._rows
+            if rows is not None:
+                return rows.many(values, values.__class__ is ResultRows)
+            return values
+        if (
+            self._native is not None
+            and hasattr(cls, '__json__')
+            and cls not in self.converters
+            and not issubclass(cls, self._native)
+            and set(map(type, values)) == {cls}
+        ):
+            request = self.request
+            return [value.__json__(request) for value in values]
         return values
 
     def dumps_batch(self, values: list) -> bytes:  # replaced when faster

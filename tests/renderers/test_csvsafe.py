@@ -1,4 +1,4 @@
-"""The CSV formula guard (``tgstream.csvsafe``)."""
+"""The CSV formula guard (``tgstream.renderers.csvsafe``)."""
 from __future__ import annotations
 
 import csv
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import tgstream
 from tests.conftest import build_app
-from tgstream.csvsafe import guard_cell, guard_row
+from tgstream.renderers.csvsafe import guard_cell, guard_row
 from tgstream.settings import parse_settings
 
 # What spreadsheets execute (OWASP, ASVS 1.2.10) and what defusedcsv adds.

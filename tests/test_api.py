@@ -1,0 +1,47 @@
+"""The stable API: ``tgstream.__all__`` (README.rst, "Stable API")."""
+from __future__ import annotations
+
+import importlib
+
+import tgstream
+
+STABLE = {
+    'Batch', 'ServerSentEvent', 'StreamEncodeError', 'StreamFinished',
+    'StreamIterator', 'abort_session', 'checkpoint', 'commit_session',
+    'content_disposition', 'expose', 'flush', 'includeme', 'request',
+    'sse_idle', 'stream_query',
+}
+
+
+def test_all_is_sorted_and_every_name_resolves():
+    assert tgstream.__all__ == sorted(tgstream.__all__)
+    assert STABLE <= set(tgstream.__all__)
+    for name in tgstream.__all__:
+        assert getattr(tgstream, name) is not None, name
+
+
+def test_internal_types_live_in_their_modules():
+    assert not hasattr(tgstream, 'StreamSettings')
+    from tgstream.settings import StreamSettings
+
+    assert StreamSettings().transaction == 'stream'
+
+
+def test_star_import_gives_the_stable_names():
+    namespace: dict = {}
+    exec('from tgstream import *', namespace)  # noqa: S102
+    assert STABLE <= set(namespace)
+
+
+def test_documented_submodule_names_resolve():
+    for dotted in (
+        'tgstream.events.Outcome', 'tgstream.events.TransactionOutcome',
+        'tgstream.events.transaction_outcome',
+        'tgstream.renderers.add_stream_renderer', 'tgstream.renderers.StreamRendererInfo',
+        'tgstream.renderers.StreamRenderer', 'tgstream.renderers.JSONRulesRenderer',
+        'tgstream.renderers.Encoder', 'tgstream.renderers.BaseEncoder',
+        'tgstream.renderers.csvsafe.guard_row', 'tgstream.renderers.csvsafe.guard_cell',
+        'tgstream.renderers.templates.jinja2_stream_renderer',
+    ):
+        module, _, name = dotted.rpartition('.')
+        assert hasattr(importlib.import_module(module), name), dotted
