@@ -30,7 +30,8 @@ def test_values_are_parsed():
     assert parsed.sqlalchemy_session is SESSION
 
 
-SESSION = object()
+SESSION = __import__('sqlalchemy.orm', fromlist=['scoped_session']).scoped_session(
+    __import__('sqlalchemy.orm', fromlist=['sessionmaker']).sessionmaker())
 
 
 @pytest.mark.parametrize(

@@ -107,5 +107,6 @@ def includeme(config) -> None:
     )
     wrap_manager_hook(config)
     install_server_log_filter()
+    config.include('.guard')
     config.include('.renderers')
     config.include('.toolbar')

@@ -13,7 +13,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRendererFactory, IResponse
 from pyramid.util import object_description
 
-from .headers import content_disposition
+from .headers import content_disposition, is_media_type
 from .lifecycle import start_stream
 from .renderers import IStreamRendererFactory, check_iterable, find_stream_renderer
 from .settings import TRANSACTION_POLICIES, get_settings
@@ -61,9 +61,10 @@ def _check_options(info, name: str) -> tuple:
             % (name, policy, ', '.join(repr(p) for p in TRANSACTION_POLICIES))
         )
     content_type = options.get('content_type')
-    if content_type is not None and not (isinstance(content_type, str) and content_type):
+    if content_type is not None and not is_media_type(content_type):
         raise ConfigurationError(
-            'view %s: content_type=%r is not a media type' % (name, content_type)
+            'view %s: content_type=%r is not a media type (type/subtype, '
+            'printable ASCII, no CR or LF)' % (name, content_type)
         )
     stream_options = options.get('stream_options')
     if stream_options is not None and not isinstance(stream_options, dict):

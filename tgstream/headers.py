@@ -35,6 +35,20 @@ _ATTR_CHAR_EXTRA = "!#$&+^`|"
 _FALLBACK_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\%;/]')
 
 
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(r'%s/%s(?:[ \t]*;[\x20-\x7e\t]*)?\Z' % (_TOKEN, _TOKEN))
+
+
+def is_media_type(value: object) -> bool:
+    """Is ``value`` a ``Content-Type`` header value a server will accept?
+
+    ``type/subtype`` tokens, then optional parameters, printable ASCII only:
+    no CR, LF, NUL or other control character (a server rejects those in
+    ``start_response``, after the stream was handed over).
+    """
+    return isinstance(value, str) and _MEDIA_TYPE.match(value) is not None
+
+
 def _clean(char: str) -> str:
     if char in _BIDI_CONTROLS or unicodedata.category(char) in _BAD_CATEGORIES:
         return '_'

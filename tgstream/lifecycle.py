@@ -8,9 +8,12 @@ a stream that never reaches the server is closed all the same.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import deque
 
+from .compress import compress_stream
 from .events import StreamFinished
+from .guard import register_stream, unregister_stream
 from .sessions import SessionFinisher
 from .settings import StreamSettings
 from .stream import StreamIterator
@@ -32,25 +35,37 @@ def start_stream(
         SessionFinisher.attach(
             stream, settings.sqlalchemy_session, managed=holder is not None
         )
-    handover = _Handover(stream)
+    handover = _Handover(stream, response)
     request.add_response_callback(handover.response_callback)
     request.add_finished_callback(handover.finished_callback)
     stream.on_close.append(handover.run_finished_callbacks)
     stream.on_close.append(_notify_finished)
-    request.environ['tgstream.stream'] = stream
+    # until it is closed, the execution policy guard (tgstream.guard) knows
+    # the stream, and closes it if it never reaches the server
+    register_stream(request.environ, stream)
+    stream.on_close.append(_forget)
+    if settings.compress:
+        compress_stream(request, response, stream)
 
 
 class _Handover:
-    def __init__(self, stream: StreamIterator):
+    def __init__(self, stream: StreamIterator, response):
         self.stream = stream
+        self.response = weakref.ref(response)
         self.deferred: deque | None = None
 
     def response_callback(self, request, response) -> None:
         # Runs after every tween, just before the router returns: is the
         # response that goes to the server still ours?
-        if getattr(response, 'app_iter', None) is not self.stream:
-            # replaced on the way out (an exception view, a tween): it will
-            # never be iterated
+        if (
+            response is not self.response()
+            and getattr(response, 'app_iter', None) is not self.stream
+        ):
+            # replaced on the way out by another response (an exception
+            # view, a tween): it will never be iterated. (Our response with
+            # another body -- a compression tween's wrapper -- may still
+            # iterate it: the execution policy guard closes it after that
+            # body, see tgstream.guard.)
             self.stream.close()
             return
         self.deferred = request.finished_callbacks
@@ -77,6 +92,10 @@ class _Handover:
                 log.exception(
                     'stream %s: finished callback %r raised', stream.name, callback
                 )
+
+
+def _forget(stream: StreamIterator) -> None:
+    unregister_stream(stream.request.environ, stream)
 
 
 def _notify_finished(stream: StreamIterator) -> None:

@@ -7,6 +7,7 @@ and what is allowed, never a silently ignored default.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping
 
 from pyramid.exceptions import ConfigurationError
@@ -43,6 +44,9 @@ class StreamSettings:
     sse_keepalive: float = 15.0
     #: ``tgstream.toolbar``: keep pyramid_debugtoolbar's hands off streams.
     toolbar: bool = True
+    #: ``tgstream.compress``: gzip streams for clients that accept it, with
+    #: a sync flush per write (never ``text/event-stream``); off by default.
+    compress: bool = False
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -60,17 +64,43 @@ def as_bool(name: str, value: Any) -> bool:
 
 
 def as_number(name: str, value: Any, kind: Callable, minimum: float) -> Any:
-    """A number of type ``kind`` no smaller than ``minimum``."""
+    """A finite number of type ``kind`` no smaller than ``minimum``
+    (``nan`` and ``inf`` are refused: they silently turn features off)."""
     try:
         number = kind(str(value).strip()) if isinstance(value, str) else kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = None
-    if number is None or number < minimum or isinstance(value, bool):
+    if (
+        number is None
+        or isinstance(value, bool)
+        or not math.isfinite(number)
+        or number < minimum
+    ):
         raise ConfigurationError(
-            '%s = %r is not valid; expected a number >= %s'
+            '%s = %r is not valid; expected a number >= %s (finite)'
             % (name, value, minimum)
         )
     return number
+
+
+def as_session(name: str, value: Any) -> Any:
+    """A SQLAlchemy ``Session`` or ``scoped_session`` (or its dotted name)."""
+    session = as_object(name, value)
+    if session is None:
+        return None
+    try:
+        from sqlalchemy.orm import Session, scoped_session
+    except ImportError:  # pragma: no cover - the sqlalchemy extra
+        kinds: tuple = ()
+    else:
+        kinds = (Session, scoped_session)
+    if not (isinstance(session, kinds) if kinds else hasattr(session, 'flush')):
+        raise ConfigurationError(
+            '%s = %r is not a SQLAlchemy session (%s); give the dotted name '
+            'of a scoped_session (TurboGears\' DBSession) or a Session'
+            % (name, value, type(session).__name__)
+        )
+    return session
 
 
 def as_policy(name: str, value: Any) -> str:
@@ -110,7 +140,7 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
         'flush_interval',
         lambda n, v: as_number(n, v, float, 0),
     ),
-    ('tgstream.sqlalchemy.session', 'sqlalchemy_session', as_object),
+    ('tgstream.sqlalchemy.session', 'sqlalchemy_session', as_session),
     ('tgstream.csv.formula_guard', 'csv_formula_guard', as_bool),
     (
         'tgstream.sse.keepalive',
@@ -118,6 +148,7 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
         lambda n, v: as_number(n, v, float, 0),
     ),
     ('tgstream.toolbar', 'toolbar', as_bool),
+    ('tgstream.compress', 'compress', as_bool),
 )
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterable, NoReturn
 
 from .context import request_context
@@ -50,6 +51,14 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, StreamEncodeError) and cause is not None:
         text += ' (%s: %s)' % (type(cause).__name__, cause)
     return text
+
+
+def _close_delimited(request) -> bool:
+    # waitress (like most servers) only uses chunked framing for HTTP/1.1
+    # clients; an HTTP/1.0 response without Content-Length ends when the
+    # connection closes, so a cut looks like a complete response.
+    environ = getattr(request, 'environ', None) or {}
+    return environ.get('SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0'
 
 
 class StreamIterator:
@@ -96,6 +105,7 @@ class StreamIterator:
         self._finished = False  # final bytes handed to the server
         self._closed = False
         self._lock = threading.Lock()
+        self._request_ref: Any = None
         self._last_write = 0.0
         self._deferred_error: BaseException | None = None
         self._context: Any = _MISSING
@@ -373,19 +383,23 @@ class StreamIterator:
         self.close()
         raise _client_disconnected_error() from None
 
-    def _fail(self, exc: BaseException) -> None:
+    def _close_with_error(self, exc: BaseException) -> tuple:
+        # Close with outcome ``error``; the request (taken first: a closed
+        # stream holds it weakly), its method and path, for the log line.
+        request = self.request
         self.outcome = Outcome.ERROR
         self.exception = exc
         self.close()
+        return request, getattr(request, 'method', '?'), getattr(request, 'path_qs', '?')
+
+    def _fail(self, exc: BaseException) -> None:
+        request, method, path = self._close_with_error(exc)
         # Logged after close(): the transaction's outcome is known by then.
         # The same facts as the StreamFinished event.
-        request = self.request
         log.error(
             'stream %s failed for %s %s: outcome=error transaction=%s '
             'items=%d bytes=%d duration=%.3fs; the response is cut: %s',
-            self.name,
-            getattr(request, 'method', '?'),
-            getattr(request, 'path_qs', '?'),
+            self.name, method, path,
             transaction_outcome(self.transaction_outcome),
             self.items_sent,
             self.bytes_sent,
@@ -395,6 +409,32 @@ class StreamIterator:
         )
         # the server logs it again when it cuts the response: keep that short
         mark_logged(exc)
+        if _close_delimited(request):
+            log.warning(
+                'stream %s failed on a close-delimited %s response: the client '
+                'cannot tell it was cut (use HTTP/1.1; behind nginx, '
+                'proxy_http_version 1.1)',
+                self.name, request.environ.get('SERVER_PROTOCOL'),
+            )
+
+    def abandon(self, exc: BaseException, where: str = '') -> None:
+        """Close a stream that will never reach the server because of ``exc``.
+
+        Called by the execution policy guard (:mod:`tgstream.guard`) when
+        something failed after the hand-over (``start_response`` rejecting a
+        header, a ``NewResponse`` subscriber, a later response callback):
+        the outcome is ``error``, the transaction is aborted.
+        """
+        if self._closed:
+            return
+        _, method, path = self._close_with_error(exc)
+        log.error(
+            'stream %s for %s %s was never sent: %s failed %s; outcome=error '
+            'transaction=%s',
+            self.name, method, path, _describe_error(exc),
+            where or 'after the hand-over',
+            transaction_outcome(self.transaction_outcome),
+        )
 
     def _restore_context(self) -> None:
         # Router.finish_request() pops request.context before the body is
@@ -427,6 +467,29 @@ class StreamIterator:
                         'stream %s: error while closing (%r)', self.name, hook
                     )
             self.request.__dict__.pop('context', None)
+        # The hooks hold objects that hold the stream: drop them, so a
+        # closed stream is freed by reference counting, not by the cyclic
+        # garbage collector.
+        self.on_start = []
+        self.before_end = []
+        self.on_close = []
+        self._context = _MISSING
+        # request -> response -> stream -> request: after the close the
+        # stream only holds its request weakly.
+        self._request_ref = weakref.ref(self.__dict__.pop('request'))
+
+    @property
+    def request(self):
+        """The stream's request (held weakly once the stream is closed)."""
+        request = self.__dict__.get('request')
+        if request is not None:
+            return request
+        ref = self._request_ref
+        return ref() if ref is not None else None
+
+    @request.setter
+    def request(self, request) -> None:
+        self.__dict__['request'] = request
 
     def _close_source(self) -> None:
         for obj in (self.source, self._iterator):

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from zope.interface import Interface, implementer
 
 import tgstream
+from tgstream.renderers import jsonrules
 from tgstream.testing import open_stream
 
 
@@ -384,3 +385,62 @@ def test_ndjson_one_document_per_line(make_testapp, json_impl, typed_rows):
     assert ndjson_lines(response.body) == [
         {'a': 'line\nbreak'}, 'text', 3, None, [1, 2], {'id': 1, 'label': 'n1'},
         {'value': 5, 'path': '/v'}]
+
+
+# -- one rule for both encoders (issue 18) ----------------------------------------
+
+
+class _Plain(enum.Enum):
+    RED = 1
+    BLUE = 'blue'
+
+
+def _rule_items():
+    import datetime as dt
+    import uuid as uuid_
+
+    return [
+        {'color': _Plain.RED, 'other': _Plain.BLUE, 'list': [_Plain.RED]},
+        {dt.date(2024, 1, 2): 1, dt.datetime(2024, 1, 2, 3, 4, 5): 2, dt.time(1, 2): 3},
+        {uuid_.UUID(int=5): 'u', _Plain.RED: 'enum key', 7: 'int', None: 'none'},
+        {'nested': [{dt.date(2020, 5, 6): [_Plain.BLUE]}]},
+    ]
+
+
+@pytest.mark.parametrize('renderer', ['json', 'ndjson', 'sse'])
+def test_orjson_and_stdlib_give_identical_bytes(make_testapp, monkeypatch, renderer):
+    pytest.importorskip('orjson')
+    bodies = []
+    for impl in ('orjson', 'stdlib'):
+        if impl == 'stdlib':
+            monkeypatch.setattr(jsonrules, 'orjson', None)
+        bodies.append(serve_items(make_testapp, _rule_items(), renderer).get('/v').body)
+    # The stdlib keeps json.dumps' own separators (", " and ": "): the same
+    # documents, byte for byte once written compactly.
+    fast, stdlib = bodies
+    assert _compact(stdlib, renderer) == fast
+    if renderer == 'ndjson':
+        assert ndjson_lines(bodies[0])[0] == {'color': 1, 'other': 'blue', 'list': [1]}
+        assert ndjson_lines(bodies[0])[1] == {
+            '2024-01-02': 1, '2024-01-02T03:04:05': 2, '01:02:00': 3}
+
+
+def _compact(body: bytes, renderer: str) -> bytes:
+    def dump(text):
+        return json.dumps(json.loads(text), separators=(',', ':'), ensure_ascii=False)
+
+    if renderer == 'json':
+        return dump(body).encode()
+    if renderer == 'ndjson':
+        return b''.join(dump(line).encode() + b'\n' for line in body.splitlines())
+    return b''.join(b'data: ' + dump(part[6:]).encode() + b'\n\n'
+                    for part in body.split(b'\n\n') if part)
+
+
+def test_unencodable_keys_are_still_an_error(make_testapp, json_impl, tgstream_log):
+    from decimal import Decimal
+
+    app = serve_items(make_testapp, [{'a': 1}, {Decimal('1.5'): 'x'}], 'ndjson')
+    with pytest.raises(tgstream.StreamEncodeError) as info:
+        app.get('/v')
+    assert isinstance(info.value.__cause__, TypeError)

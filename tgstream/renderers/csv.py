@@ -33,7 +33,13 @@ from typing import Any, Callable, Sequence
 from ..items import ResultRows
 from ..settings import get_settings
 from . import BaseEncoder, StreamRenderer
-from .csvsafe import guard_row, guard_rows
+from .csvsafe import (
+    guard_row,
+    guard_rows,
+    rows_needing_quotes,
+    unquoted_separators,
+    unsafe_dialect,
+)
 from .encoders import Encoder
 
 try:
@@ -79,6 +85,14 @@ class CSVEncoder(BaseEncoder):
         # csv.writer writes each line into a StringIO (a C call per line)
         self._out = io.StringIO()
         self._writer = csv.writer(self._out, dialect, **(fmtparams or {}))
+        # With the guard on, a row holding a line break or a separator some
+        # reader splits on is written fully quoted (renderers.csvsafe).
+        self._quoted_writer = (
+            csv.writer(self._out, dialect, **{**(fmtparams or {}), 'quoting': csv.QUOTE_ALL})
+            if guard is not None and self._writer.dialect.quoting == csv.QUOTE_MINIMAL
+            else None
+        )
+        self._separators = unquoted_separators(self._writer.dialect)
         self.columns = list(columns) if columns is not None else None
         self.header = header
         self.guard = guard
@@ -102,7 +116,21 @@ class CSVEncoder(BaseEncoder):
 
     def _writerow(self, cells: list) -> None:
         guard = self.guard
-        self._writer.writerow(guard(cells) if guard is not None else cells)
+        if guard is None:
+            self._writer.writerow(cells)
+            return
+        self._writerows([guard(cells)])
+
+    def _writerows(self, rows: list) -> None:
+        # rows already guarded
+        quoted = self._quoted_writer
+        flags = rows_needing_quotes(rows, self._separators) if quoted is not None else None
+        if flags is None:
+            self._writer.writerows(rows)
+            return
+        writer = self._writer
+        for row, flag in zip(rows, flags):
+            (quoted if flag and quoted is not None else writer).writerow(row)
 
     def _cells(self, item: Any) -> list:
         if isinstance(item, Mapping):
@@ -219,10 +247,11 @@ class CSVEncoder(BaseEncoder):
             else:
                 rows = [self._cells(item) for item in items]
             guard = self.guard
-            if guard is guard_row:
-                self._writer.writerows(guard_rows(rows))
+            if guard is None:
+                self._writer.writerows(rows)
             else:
-                self._writer.writerows([guard(row) for row in rows] if guard is not None else rows)
+                self._writerows(
+                    guard_rows(rows) if guard is guard_row else [guard(row) for row in rows])
             self._check_widths(rows)
         except BaseException:
             self._restore(state)
@@ -287,6 +316,17 @@ class CSVStreamRenderer(StreamRenderer):
                 'dialect=%r %r is not a valid csv dialect: %s'
                 % (self.dialect, self.fmtparams, exc),
             ) from None
+        guard = self.formula_guard
+        if guard is None:
+            guard = get_settings(info.registry).csv_formula_guard
+        problem = unsafe_dialect(self.dialect, **self.fmtparams) if guard else None
+        if problem is not None:
+            raise self.option_error(
+                'dialect/format',
+                'the formula guard cannot keep every cell safe with %s; change '
+                'the option, or turn the guard off (formula_guard=False) for '
+                'files only programs read' % problem,
+            )
 
     def encoder(self, request) -> Encoder:
         guard = self.formula_guard

@@ -23,8 +23,26 @@ The rule is defusedcsv's (3.0), plus the characters OWASP and ASVS 5.0
 - numbers (anything registered as :class:`numbers.Number`: ``int``,
   ``float``, ``Decimal``, ``Fraction``, ``bool``) and ``None`` are never
   changed, so ``-5`` stays ``-5``;
+- a ``str`` subclass (a ``(str, Enum)`` member) is judged by its
+  characters -- what the ``csv`` module writes, whatever its ``__str__``
+  says -- and those characters are what is written;
 - any other object is judged by ``str(value)`` (what the ``csv`` module
-  writes) and returned unchanged when that is safe.
+  writes) and returned unchanged when that is safe;
+- inside a cell, a segment after a separator or line break (``, ; tab | CR
+  LF``) that starts a formula gets the same ``'`` (``x;'=cmd``): a reader
+  that splits there sees an escaped cell.
+
+Cells are also safe for readers other than the file's own dialect:
+
+- :func:`row_needs_quotes`: a row with a text cell containing a CR, an LF,
+  or a separator some reader splits on (``, ; tab |`` -- ``;`` is Excel's
+  list separator in much of Europe), or starting with white space (a reader
+  with ``skipinitialspace`` strips it), is written with every cell quoted,
+  so no reader sees a new row or cell start inside it;
+- :func:`unsafe_dialect`: format options under which a cell cannot be kept
+  whole for every reader (``quoting=QUOTE_NONE``, ``doublequote=False``, a
+  quote character other than ``"``, an unusual line terminator) are refused
+  while the guard is on.
 
 Why not call defusedcsv itself: its API is a replacement ``csv.writer``
 and its per-cell function is private (``defusedcsv.csv._escape``); it does
@@ -39,6 +57,7 @@ trusted data.
 """
 from __future__ import annotations
 
+import csv
 import datetime
 import operator
 import re
@@ -65,23 +84,65 @@ _PLAIN_TYPES = frozenset((
 _first_char = operator.itemgetter(slice(0, 1))
 
 
+# Inside a cell: a separator or line break, optional spaces and quotes (a
+# foreign reader may take them for quoting), then a formula
+# start and the rest of that segment (up to the next separator).
+_INNER_FORMULA = re.compile(r'(?<=[,;\t|\r\n])([ "]*)([=+\-@][^,;\t|\r\n]*)')
+
+#: Characters that make a row be written fully quoted (see
+#: :func:`row_needs_quotes`): line breaks and the separators readers split on.
+SEPARATORS = frozenset(',;\t|\r\n')
+
+
+def cell_text(value: Any) -> str:
+    """Exactly the text :mod:`csv` writes for ``value`` (not ``None``)."""
+    if isinstance(value, str):
+        return str.__str__(value)  # the characters, whatever __str__ says
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
 def guard_cell(value: Any) -> Any:
     """``value``, or its text neutralised if a spreadsheet would run it.
+
+    Safe values come back as they are, except a ``str`` subclass, which
+    comes back as its characters (what is judged is what is written).
 
     Example::
 
         >>> guard_cell('=HYPERLINK("http://x")'), guard_cell('-5'), guard_cell(-5)
         ('\\'=HYPERLINK("http://x")', '-5', -5)
     """
-    if value.__class__ is str:
-        text = value
-    elif value is None or isinstance(value, Number):
+    cls = value.__class__
+    if cls in _PLAIN_TYPES:
+        return value
+    if cls is str:
+        text = original = value
+    elif isinstance(value, str):
+        # csv writes a str subclass's characters: judge and write those
+        text = original = str.__str__(value)
+    elif isinstance(value, Number):
         return value
     else:
-        text = str(value)
+        text = cell_text(value)
+        original = value
+    if not SEPARATORS.isdisjoint(text):
+        escaped = _INNER_FORMULA.sub(_escape_segment, text)
+        if escaped != text:
+            text = original = escaped
     if not text or text[0] not in DANGEROUS_PREFIXES or _NUMERIC.match(text):
-        return value
+        return original
     return "'" + text.replace('|', '\\|')
+
+
+def _escape_segment(match: 're.Match[str]') -> str:
+    # What a reader splitting on that separator would see as a cell of its
+    # own gets the same rule as a cell: numbers stay, formulas get a '.
+    segment = match.group(2)
+    if _NUMERIC.match(segment):
+        return match.group(0)
+    return match.group(1) + "'" + segment
 
 
 def guard_row(row: Iterable[Any]) -> list[Any]:
@@ -91,13 +152,17 @@ def guard_row(row: Iterable[Any]) -> list[Any]:
     formula guard is on.
     """
     prefixes = DANGEROUS_PREFIXES
+    separators = SEPARATORS
     plain = _PLAIN_TYPES
     # Inlined fast path (about 3x faster than calling guard_cell per cell):
     # most cells are numbers, None or harmless text.
     return [
         value
         if value.__class__ in plain
-        or (value.__class__ is str and (not value or value[0] not in prefixes))
+        or (
+            value.__class__ is str
+            and (not value or (value[0] not in prefixes and separators.isdisjoint(value)))
+        )
         else guard_cell(value)
         for value in row
     ]
@@ -111,7 +176,9 @@ def _column_is_safe(column: tuple) -> bool:
     if types <= _PLAIN_TYPES:
         return True
     if types == {str}:
-        return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column))
+        # no trigger first, and no separator inside (a formula could follow)
+        return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column)) and (
+            SEPARATORS.isdisjoint(''.join(column)))
     return False
 
 
@@ -135,3 +202,83 @@ def guard_rows(rows: list) -> list:
     for index in unsafe:
         columns[index] = guard_row(columns[index])
     return list(zip(*columns))
+
+
+def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool:
+    """Must this (guarded) row be written with every cell quoted?
+
+    True when a text cell contains one of ``separators`` -- line breaks and
+    the separators readers split on (:data:`SEPARATORS`), less those the
+    writer quotes by itself (see :func:`unquoted_separators`) -- or starts
+    with white space.
+    """
+    for value in row:
+        if value.__class__ is str and value and (
+            not separators.isdisjoint(value) or value[0].isspace()
+        ):
+            return True
+    return False
+
+
+def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS) -> list | None:
+    """:func:`row_needs_quotes` for each row, or None when no row needs it.
+
+    Decided column by column at C speed when it can (the usual batch has no
+    such cell); otherwise row by row.
+    """
+    if rows and len(set(map(len, rows))) == 1:
+        for column in zip(*rows):
+            types = set(map(type, column))
+            if str not in types:
+                continue
+            if types == {str} and separators.isdisjoint(''.join(column)) and not any(
+                map(str.isspace, map(_first_char, column))
+            ):
+                continue
+            break
+        else:
+            return None
+    flags = [row_needs_quotes(row, separators) for row in rows]
+    return flags if any(flags) else None
+
+
+def unquoted_separators(dialect: Any) -> frozenset:
+    """The :data:`SEPARATORS` a writer in ``dialect`` does not quote by itself
+    (it quotes cells holding its delimiter or a line terminator character)."""
+    return SEPARATORS - set(dialect.delimiter + dialect.lineterminator)
+
+
+#: Line terminators readers agree on.
+SAFE_LINETERMINATORS = ('\r\n', '\n', '\r')
+
+
+def unsafe_dialect(dialect: Any = 'excel', **fmtparams: Any) -> str | None:
+    """Why the guard cannot keep cells whole under these options, or None.
+
+    Checked when a view is configured (the ``csv`` renderer raises a
+    ``ConfigurationError`` naming the view).
+    """
+    d = csv.writer(_NullFile(), dialect, **fmtparams).dialect
+    if d.quoting == csv.QUOTE_NONE:
+        return ('quoting=QUOTE_NONE cannot quote a cell that contains a '
+                'separator or a line break')
+    if not d.doublequote:
+        return ('doublequote=False escapes quotes in a way other readers '
+                'split on')
+    if d.quotechar != '"':
+        return 'quotechar=%r: other readers only know the quote character \'"\'' % (
+            d.quotechar,)
+    if d.lineterminator not in SAFE_LINETERMINATORS:
+        return 'lineterminator=%r: use \'\\r\\n\', \'\\n\' or \'\\r\'' % (
+            d.lineterminator,)
+    if d.delimiter in '=+-@%\'' or d.delimiter.isalnum():
+        return 'delimiter=%r can start a formula or hide one' % (d.delimiter,)
+    if d.escapechar is not None and (d.escapechar in DANGEROUS_PREFIXES or
+                                     d.escapechar in SEPARATORS):
+        return 'escapechar=%r' % (d.escapechar,)
+    return None
+
+
+class _NullFile:
+    def write(self, data: str) -> None:  # pragma: no cover - never written
+        pass

@@ -28,6 +28,7 @@ Raising from ``encode`` aborts the stream like any other mid-stream error.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Protocol
 
 
@@ -77,7 +78,8 @@ class RawEncoder(BaseEncoder):
 
     def __init__(self, charset: str | None = None, response: Any = None):
         self.charset = charset
-        self.response = response
+        # weakly: the response holds the stream, which holds this encoder
+        self._response = weakref.ref(response) if response is not None else None
 
     def encode(self, item: Any) -> bytes:
         if item.__class__ is bytes:
@@ -85,9 +87,8 @@ class RawEncoder(BaseEncoder):
         if isinstance(item, str):
             charset = self.charset
             if charset is None:
-                charset = self.charset = (
-                    getattr(self.response, 'charset', None) or 'utf-8'
-                )
+                response = self._response() if self._response is not None else None
+                charset = self.charset = getattr(response, 'charset', None) or 'utf-8'
             return item.encode(charset)
         if isinstance(item, (bytes, bytearray, memoryview)):
             return bytes(item)

@@ -9,10 +9,16 @@ results contain. For a value the serializer cannot encode by itself:
 2. an adapter added with ``JSON.add_adapter`` (type or interface);
 3. built-ins: SQLAlchemy ``Row`` and ``RowMapping`` become objects keyed by
    column name; ``datetime``, ``date`` and ``time`` become ISO 8601 strings
-   (``isoformat()``); ``Decimal`` and ``UUID`` become strings. An adapter
-   registered for one of these types replaces its built-in;
+   (``isoformat()``); ``Decimal`` and ``UUID`` become strings; an ``Enum``
+   member becomes its ``value``. An adapter registered for one of these
+   types replaces its built-in;
 4. otherwise a ``TypeError`` naming the type (for an SQLAlchemy ORM instance,
    saying what to add).
+
+Dictionary keys that JSON has no form for become strings, one rule for both
+encoders: ``datetime``, ``date`` and ``time`` keys their ``isoformat()``,
+``UUID`` keys ``str()``, ``Enum`` keys their value (then as any key). Other
+keys (``Decimal``, tuples...) are a ``TypeError``.
 
 The renderer's ``serializer=`` and its keyword arguments are honoured. With
 the default serializer (``json.dumps``, no options) and orjson installed
@@ -194,6 +200,40 @@ class _RowToDict:
             return [self(row) if isinstance(row, Row) else row for row in rows]
 
 
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+#: dict key types turned into strings (what orjson's OPT_NON_STR_KEYS does)
+_KEY_CONVERTERS: tuple = (
+    (datetime.datetime, datetime.datetime.isoformat),
+    (datetime.date, datetime.date.isoformat),
+    (datetime.time, datetime.time.isoformat),
+    (uuid.UUID, str),
+)
+
+
+def _json_key(key: Any) -> Any:
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, (str, int, float, bool)) or key is None:
+        return key
+    for cls, convert in _KEY_CONVERTERS:
+        if isinstance(key, cls):
+            return convert(key)
+    return key  # the encoder names the type
+
+
+def string_keys(value: Any) -> Any:
+    """``value`` with the dict keys JSON has no form for made strings
+    (see the module docstring); containers are copied, nothing else."""
+    if isinstance(value, dict):
+        return {_json_key(k): string_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [string_keys(v) for v in value]
+    return value
+
+
 def _builtins() -> dict[type, Callable[[Any], Any]]:
     converters: dict[type, Callable[[Any], Any]] = {
         datetime.datetime: datetime.datetime.isoformat,
@@ -201,6 +241,7 @@ def _builtins() -> dict[type, Callable[[Any], Any]]:
         datetime.time: datetime.time.isoformat,
         decimal.Decimal: str,
         uuid.UUID: str,
+        enum.Enum: _enum_value,
     }
     if Row is not None:
         converters[Row] = _RowToDict()
@@ -383,7 +424,17 @@ class JSONEncoding:
         kw = dict(kw)
         cls = kw.pop('cls', None) or json.JSONEncoder
         encoder = cls(default=self.default, **kw)
-        encode = encoder.encode
+        plain_encode = encoder.encode
+
+        def encode(value: Any) -> str:
+            try:
+                return plain_encode(value)
+            except TypeError as exc:
+                if not str(exc).startswith('keys must be'):
+                    raise
+            # a date, UUID or Enum dict key: the same strings orjson makes
+            return plain_encode(string_keys(value))
+
         self.stdlib_dumps = self.dumps = lambda value: encode(value).encode('utf-8')
         self.may_break_lines = encoder.indent is not None
         if encoder.indent is None:

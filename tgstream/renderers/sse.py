@@ -35,6 +35,7 @@ view's code blocks. Wait with a timeout and yield :data:`sse_idle` meanwhile::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 from typing import Any
@@ -185,10 +186,11 @@ class SSEStreamRenderer(JSONRulesRenderer):
         if keepalive is not None and (
             isinstance(keepalive, bool)
             or not isinstance(keepalive, (int, float))
+            or not math.isfinite(keepalive)
             or keepalive < 0
         ):
             raise self.option_error(
-                'keepalive', '%r is not a number of seconds >= 0' % (keepalive,)
+                'keepalive', '%r is not a number of seconds >= 0 (finite)' % (keepalive,)
             )
         self.keepalive = keepalive
 

@@ -1,0 +1,161 @@
+"""The README's reverse-proxy recipe, proven with a real nginx in front of
+waitress: streams arrive progressively, a failed stream arrives cut; and over
+HTTP/1.0 (nginx's default upstream protocol) a cut cannot be seen."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import httpx
+import pytest
+
+import tgstream
+
+pytestmark = pytest.mark.live
+
+NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.path.exists('/usr/sbin/nginx') else None)
+
+CONFIG = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid %(prefix)s/nginx.pid;
+error_log %(prefix)s/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(prefix)s/body;
+    proxy_temp_path %(prefix)s/proxy;
+    fastcgi_temp_path %(prefix)s/fastcgi;
+    uwsgi_temp_path %(prefix)s/uwsgi;
+    scgi_temp_path %(prefix)s/scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://127.0.0.1:%(upstream)d;
+            %(recipe)s
+        }
+    }
+}
+"""
+
+RECIPE = """
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def nginx(upstream_url: str, recipe: str):
+    if NGINX is None:
+        if os.environ.get('TGSTREAM_REQUIRE_NGINX'):
+            pytest.fail('nginx is required (TGSTREAM_REQUIRE_NGINX, set by .ci/run) '
+                        'but is not installed: apt-get install nginx')
+        pytest.skip('nginx is not installed (Debian: apt-get install nginx); '
+                    '.ci/run installs it')
+    upstream = int(upstream_url.rsplit(':', 1)[1])
+    port = free_port()
+    with tempfile.TemporaryDirectory() as prefix:
+        path = os.path.join(prefix, 'nginx.conf')
+        with open(path, 'w') as f:
+            f.write(CONFIG % {'prefix': prefix, 'port': port, 'upstream': upstream,
+                              'recipe': recipe})
+        process = subprocess.Popen([NGINX, '-p', prefix, '-c', path, '-e', prefix + '/error.log'],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError('nginx did not start: %r'
+                                             % process.stderr.read().decode()) from None
+                    time.sleep(0.05)
+            yield 'http://127.0.0.1:%d' % port
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                process.kill()
+                process.wait(5)
+
+
+def app(make_app, released):
+    def paced(request):
+        yield 'first\n'
+        assert released.wait(10), 'the client never saw the first line'
+        yield 'second\n'
+
+    def failing(request):
+        yield 'x' * 1000 + '\n'
+        yield tgstream.flush
+        raise RuntimeError('commit failed')
+
+    def setup(config):
+        for name, view in (('paced', paced), ('failing', failing)):
+            config.add_route(name, '/' + name)
+            config.add_view(view, route_name=name, stream=True)
+
+    return make_app(setup)
+
+
+def read(url):
+    body, complete = b'', True
+    with httpx.Client(timeout=10) as client:
+        with client.stream('GET', url) as response:
+            try:
+                for data in response.iter_raw():
+                    body += data
+            except httpx.RemoteProtocolError:
+                complete = False
+    return response, body, complete
+
+
+@pytest.mark.parametrize('buffering', ['off', 'on'])
+def test_the_recipe_streams_progressively_and_shows_a_cut(make_app, live, tgstream_log,
+                                                          buffering):
+    # (with proxy_buffering on, nginx still passes on what it has whenever
+    # the upstream pauses: paced lines arrive progressively all the same)
+    released = threading.Event()
+    upstream = live(app(make_app, released))
+    with nginx(upstream, RECIPE.replace('proxy_buffering off', 'proxy_buffering ' + buffering)) as url:
+        with httpx.Client(timeout=10) as client:
+            with client.stream('GET', url + '/paced') as response:
+                chunks = response.iter_raw()
+                seen = b''
+                while b'first\n' not in seen:
+                    seen += next(chunks)
+                released.set()  # produced only after the first line arrived
+                seen += b''.join(chunks)
+        assert seen == b'first\nsecond\n'
+        response, body, complete = read(url + '/failing')
+        assert response.status_code == 200 and body.startswith(b'x')
+        assert not complete, 'nginx made a failed stream look complete'
+
+
+def test_nginx_default_http_1_0_upstream_hides_the_cut(make_app, live, caplog):
+    caplog.set_level(logging.WARNING, logger='tgstream')
+    upstream = live(app(make_app, threading.Event()))
+    with nginx(upstream, 'proxy_buffering off;') as url:
+        response, body, complete = read(url + '/failing')
+    assert body.startswith(b'x') and complete, 'HTTP/1.0 upstream: the cut is invisible'
+    assert any(r.levelname == 'WARNING' and 'close-delimited' in r.getMessage()
+               for r in caplog.records)
