@@ -47,6 +47,8 @@ extras['testing'] = sorted(
         'Flask',
         # the reference the CSV formula guard is tested against
         'defusedcsv >= 2.0',
+        # a popular add-on with a content_type view predicate (issue 13)
+        'cornice',
         # what .ci/run checks besides the tests (lint, types, coverage)
         'ruff',
         'mypy',

@@ -309,18 +309,23 @@ NOTES = """
 
 
 SECTION = '# PostgreSQL export benchmark'
+OVERHEAD_MARKER = '<!-- overhead:begin -->'
 
 
 def write_section(path: str, text: str) -> None:
     """Replace this benchmark's section of ``path`` (from its title to the
-    end), keeping what comes before it (the JSON benchmark's report)."""
+    end), keeping what comes before it (the JSON benchmark's report) and the
+    overhead benchmark's section after it (bench_overhead.py)."""
     try:
         with open(path) as f:
-            before = f.read().split(SECTION)[0].rstrip('\n')
+            current = f.read()
     except FileNotFoundError:
-        before = ''
+        current = ''
+    before = current.split(SECTION)[0].rstrip('\n')
+    _, marker, after = current.partition(OVERHEAD_MARKER)
+    after = '\n' + marker + after if marker else ''
     with open(path, 'w') as f:
-        f.write((before + '\n\n' if before else '') + text)
+        f.write((before + '\n\n' if before else '') + text + after)
 
 
 def main(argv=None) -> int:

@@ -33,6 +33,45 @@ def test_expose_without_stream_is_view_config(app):
     assert typed.content_type == 'text/x-custom'
 
 
+def test_expose_filename_and_content_type_on_a_non_stream_view(app):
+    response = app.get('/report')
+    assert response.text == '{"a": 1}'
+    assert response.content_type == 'text/x-json'
+    assert response.headers['Content-Disposition'] == 'attachment; filename="report.json"'
+
+
+def test_expose_translates_turbogears_keywords_for_streams(app):
+    response = app.get('/csv')
+    assert response.text.splitlines() == ['a\tb', '1\t2']
+    assert response.headers['Content-Disposition'] == 'attachment; filename="r.csv"'
+    assert response.content_type == 'text/csv'
+
+
+def test_expose_settings_use_prefixed_options():
+    settings = expose('csv', stream=True, content_type='text/csv', filename='a.csv',
+                      columns=['a'], dialect='excel', stream_options={'bom': True},
+                      route_name='r').settings
+    assert settings == {
+        'renderer': 'csv', 'stream': True, 'route_name': 'r',
+        'stream_content_type': 'text/csv', 'stream_filename': 'a.csv',
+        'stream_options': {'bom': True, 'columns': ['a'], 'dialect': 'excel'},
+    }
+
+
+def test_expose_shortcut_given_twice_is_an_error():
+    with pytest.raises(ConfigurationError, match='columns given both'):
+        expose('csv', stream=True, columns=['a'], stream_options={'columns': ['b']})
+    with pytest.raises(ConfigurationError, match='filename or stream_filename, not both'):
+        expose(stream=True, filename='a.csv', stream_filename='b.csv')
+
+
+def test_view_config_prefixed_options(app):
+    response = app.get('/vc_typed')
+    assert response.text == 'typed'
+    assert response.content_type == 'text/x-typed'
+    assert response.headers['Content-Disposition'] == 'attachment; filename="typed.txt"'
+
+
 def test_view_config_stream_option(app):
     assert app.get('/vc').text == 'view_config streams too'
 

@@ -34,7 +34,10 @@ def test_add_view_stream_option(make_testapp):
         ({'stream': 1}, r'tests.test_deriver.counting.*stream=1'),
         ({'stream': True, 'stream_transaction': 'later'},
          r'tests.test_deriver.counting.*stream_transaction=.later.*stream.*view'),
-        ({'stream': True, 'content_type': ''}, r'content_type'),
+        ({'stream': True, 'stream_content_type': ''}, r'counting.*stream_content_type'),
+        ({'stream': True, 'stream_filename': 3}, r'counting.*stream_filename=3'),
+        ({'stream': True, 'stream_options': ['a']}, r'counting.*stream_options'),
+        ({'stream_options': {'columns': ['a']}}, r'counting.*need stream=True'),
         ({'stream': True, 'renderer': 'string'},
          r"tests.test_deriver.counting.*renderer 'string' cannot stream"),
     ],
@@ -63,7 +66,7 @@ def test_non_stream_content_type_shortcut(make_testapp):
     def setup(config):
         config.add_route('r', '/r')
         config.add_view(lambda r: {'a': 1}, route_name='r', renderer='json',
-                        content_type='application/vnd.api+json')
+                        stream_content_type='application/vnd.api+json')
 
     response = make_testapp(setup).get('/r')
     assert response.content_type == 'application/vnd.api+json'
@@ -87,30 +90,46 @@ def test_stream_view_returning_a_response_is_streamed(make_testapp):
     assert make_testapp(setup).get('/r').text == '/r'
 
 
-def test_csv_columns_and_dialect_as_view_options(make_testapp):
+def test_csv_columns_and_dialect_in_stream_options(make_testapp):
     def rows(request):
         yield {'b': 2, 'a': 1, 'c': 3}
 
     def setup(config):
         config.add_route('r', '/r')
         config.add_view(rows, route_name='r', stream=True, renderer='csv',
-                        columns=['a', 'b'], dialect='excel-tab')
+                        stream_options={'columns': ['a', 'b'], 'dialect': 'excel-tab'})
 
     assert make_testapp(setup).get('/r').text.splitlines() == ['a\tb', '1\t2']
 
 
+@pytest.mark.parametrize('name', ['content_type', 'filename', 'columns', 'dialect'])
+def test_generic_names_are_not_tgstream_view_options(name):
+    # Pyramid refuses an option no deriver or predicate claims
+    with pytest.raises(ConfigurationError, match='Unknown view options.*%s' % name):
+        configure(stream=True, renderer='csv', **{name: 'x'})
+
+
+def test_the_deriver_claims_only_prefixed_names():
+    from tgstream.deriver import OPTIONS
+
+    assert stream_view.options == OPTIONS
+    assert all(option.startswith('stream') for option in OPTIONS)
+    assert set(OPTIONS) == {
+        'stream', 'stream_transaction', 'stream_options',
+        'stream_content_type', 'stream_filename',
+    }
+
+
 @pytest.mark.parametrize(
-    'options, message',
-    [
-        ({'stream': True, 'renderer': 'csv', 'columns': ['a'],
-          'stream_options': {'columns': ['b']}}, r'columns given both'),
-        ({'stream': True, 'renderer': 'json', 'columns': ['a']}, r"columns"),
-        ({'renderer': 'json', 'columns': ['a']}, r'need stream=True'),
-    ],
+    'options',
+    [{}, {'stream': False}, {'renderer': 'json', 'route_name': 'r', 'attr': 'x'}],
 )
-def test_renderer_shortcut_errors(options, message):
-    with pytest.raises(ConfigurationError, match=message):
-        configure(**options)
+def test_a_view_without_tgstream_options_is_returned_as_is(options):
+    class Info:
+        original_view = counting
+
+    Info.options = options
+    assert stream_view(counting, Info) is counting
 
 
 @pytest.mark.parametrize('renderer', ['csv', 'ndjson', 'sse'])

@@ -208,7 +208,7 @@ def test_header_values_are_checked_at_configuration_time(stream, content_type):
 
     def setup(config):
         config.add_route('r', '/r')
-        config.add_view(report, route_name='r', stream=stream, content_type=content_type)
+        config.add_view(report, route_name='r', stream=stream, stream_content_type=content_type)
 
     with pytest.raises(ConfigurationError, match=r'report.*content_type'):
         build_app(setup)
@@ -221,7 +221,7 @@ def test_a_download_name_with_cr_lf_makes_a_safe_header(make_testapp):
     def setup(config):
         config.add_route('r', '/r')
         config.add_view(report, route_name='r', stream=True,
-                        filename='a\r\nX-Evil: 1.csv')
+                        stream_filename='a\r\nX-Evil: 1.csv')
 
     response = make_testapp(setup).get('/r')
     value = response.headers['Content-Disposition']

@@ -172,7 +172,7 @@ def _download_app(make_testapp):
         config.add_view(named, route_name='named', stream=True)
         config.add_route('fixed', '/fixed')
         config.add_view(fixed, route_name='fixed', stream=True,
-                        filename='../Zürich "Q1".csv', content_type='text/csv')
+                        stream_filename='../Zürich "Q1".csv', stream_content_type='text/csv')
 
     return make_testapp(setup)
 

@@ -52,7 +52,7 @@ def test_content_type_option_and_response_type(make_testapp):
         yield 'a,b\n'
 
     def setup(config):
-        add(config, 'opt', lambda r: iter(['{}']), content_type='application/json')
+        add(config, 'opt', lambda r: iter(['{}']), stream_content_type='application/json')
         add(config, 'resp', typed)
 
     app = make_testapp(setup)

@@ -106,13 +106,13 @@ def add_views(config, pause=0.0, items: int = 5) -> None:
         yield '<html><body>moved</body></html>'
 
     add('page', page)
-    add('html', html, stream=True, content_type='text/html')
-    add('xhtml', html, stream=True, content_type='application/xhtml+xml')
+    add('html', html, stream=True, stream_content_type='text/html')
+    add('xhtml', html, stream=True, stream_content_type='application/xhtml+xml')
     add('generator', generator)
-    add('json', data, stream=True, content_type='application/json')
-    add('boom', boom, stream=True, content_type='text/html')
-    add('early', early, stream=True, content_type='text/html')
-    add('moved', moved, stream=True, content_type='text/html')
+    add('json', data, stream=True, stream_content_type='application/json')
+    add('boom', boom, stream=True, stream_content_type='text/html')
+    add('early', early, stream=True, stream_content_type='text/html')
+    add('moved', moved, stream=True, stream_content_type='text/html')
 
 
 def toolbar_app(order='config.include toolbar first', settings=None, pause=0.0, setup=None):
@@ -255,7 +255,7 @@ def test_client_and_pyramid_tm_see_the_real_type_outer_tweens_the_placeholder():
 
     def setup(config):
         config.add_route('callback', '/callback')
-        config.add_view(html, route_name='callback', stream=True, content_type='text/html')
+        config.add_view(html, route_name='callback', stream=True, stream_content_type='text/html')
         config.include('pyramid_tm')
         config.add_settings({'tm.commit_veto': 'tests.test_toolbar.record_veto'})
         config.registry['veto_seen'] = seen_by_tm
@@ -365,7 +365,7 @@ def db_stream_views(config):
         return body()
 
     config.add_route('notes', '/notes')
-    config.add_view(notes, route_name='notes', stream=True, content_type='text/html')
+    config.add_view(notes, route_name='notes', stream=True, stream_content_type='text/html')
 
 
 def seed(engine):

@@ -436,6 +436,70 @@ def test_no_idle_in_transaction_after_disconnect(pg):
     assert count_users(pg) == 2000
 
 
+def test_a_transaction_begun_in_the_stream_is_committed_at_the_end(engine):
+    # TurboGears style: commit, begin, write more. request.tm is the app's own
+    # manager; the stream follows its new transaction (a synchronizer).
+    def view(request):
+        request.dbsession.add(User(id=10, name='first'))
+        yield 'a'
+        request.tm.commit()
+        request.tm.begin()
+        request.dbsession.add(User(id=11, name='second'))
+        yield 'b'
+
+    app = stream_app(engine, v=view)
+    assert webtest.TestApp(app).get('/v').text == 'ab'
+    assert {'first', 'second'} <= set(names(engine))
+    assert engine.pool.checkedout() == 0
+
+
+def test_nothing_is_left_on_the_transaction_or_the_manager(engine):
+    seen = {}
+
+    def view(request):
+        seen['manager'], seen['txn'] = request.tm, request.tm.get()
+        yield 'a'
+
+    app = webtest.TestApp(stream_app(engine, v=view))
+    assert app.get('/v').text == 'a'
+    assert type(seen['manager']) is transaction.TransactionManager
+    # pyramid_tm's decision was intercepted on the transaction, then undone
+    assert 'commit' not in vars(seen['txn']) and 'abort' not in vars(seen['txn'])
+    assert len(seen['manager']._synchs) == 0  # the stream's synchronizer is gone
+    with pytest.raises(transaction.interfaces.NoTransaction):
+        seen['manager'].get()  # committed by the stream, nothing begun after
+
+
+def test_pyramid_tm_decision_is_recorded_once(engine):
+    # the first commit()/abort() after the stream is attached is pyramid_tm's
+    # decision; later calls (the stream's own) go to the transaction
+    def view(request):
+        request.dbsession.add(User(id=10, name='kept'))
+        yield 'a'
+        request.tm.commit()  # the stream commits itself, mid-stream
+        yield 'b'
+
+    app = webtest.TestApp(stream_app(engine, v=view))
+    assert app.get('/v').text == 'ab'
+    assert 'kept' in names(engine)
+
+
+def test_explicit_tween_list_with_pyramid_tm(engine):
+    from tgstream.testing import record_streams
+
+    settings = {'pyramid.tweens': '\n'.join([
+        'pyramid_tm.tm_tween_factory',
+        'pyramid.tweens.excview_tween_factory',
+        'tgstream.tween.stream_tween_factory',
+    ])}
+    app = stream_app(engine, settings, v=writing_stream(10, 12))
+    assert getattr(app.registry.settings['tm.manager_hook'], 'tgstream_wrapped', False)
+    with record_streams(app) as streams:
+        assert webtest.TestApp(app).get('/v').text == '10\n11\n'
+        streams.assert_completed('/v', transaction='committed')
+    assert count_users(engine) == 7
+
+
 def test_checkpoint_while_streaming_keeps_progress(engine):
     # After the first item the stream's own transaction is checkpointed.
     def view(request):
@@ -475,22 +539,6 @@ def test_checkpoint_of_a_doomed_stream_commits_nothing(engine):
 def test_checkpoint_outside_a_request_is_a_clear_error():
     with pytest.raises(RuntimeError, match='needs a request'):
         tgstream.checkpoint()
-
-
-def test_the_request_tm_wrapper_is_a_context_manager_like_the_manager():
-    from tgstream.transaction import StreamTransactionManager, current_transaction
-
-    manager = transaction.TransactionManager(explicit=True)
-    wrapper = StreamTransactionManager(manager)
-    assert current_transaction(wrapper) is None  # explicit mode, none begun
-    with wrapper as txn:
-        assert manager.get() is txn
-    assert current_transaction(manager) is None  # committed
-    with pytest.raises(ValueError):
-        with wrapper:
-            raise ValueError('aborts')
-    assert current_transaction(manager) is None
-    assert repr(wrapper).startswith('<tgstream.StreamTransactionManager for ')
 
 
 def test_checkpoint_in_a_doomed_view_aborts_and_dooms_the_next(engine):

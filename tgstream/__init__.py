@@ -57,9 +57,12 @@ def includeme(config) -> None:
     in any order with pyramid_tm, pyramid_retry and pyramid_debugtoolbar:
 
     - ``stream=True`` is a view option (``expose``, ``view_config``,
-      ``add_view``); so are ``content_type``, ``filename`` (an RFC 6266
-      download name), ``stream_options`` and ``stream_transaction``. Bad
-      values are a ``ConfigurationError`` naming the view.
+      ``add_view``); so are ``stream_content_type``, ``stream_filename`` (an
+      RFC 6266 download name), ``stream_options`` and ``stream_transaction``
+      -- prefixed names only, so no other add-on's option or predicate is
+      claimed (``expose`` translates ``content_type=`` and ``filename=``).
+      A view given none of them is left untouched. Bad values are a
+      ``ConfigurationError`` naming the view.
     - ``renderer='json' | 'ndjson' | 'csv' | 'sse'`` and pyramid_jinja2
       templates stream with ``stream=True``; other renderers are a
       ``ConfigurationError``. ``config.add_stream_renderer`` adds more.

@@ -1,11 +1,15 @@
 """``expose``: a TurboGears-style view decorator built on ``view_config``."""
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
+from pyramid.exceptions import ConfigurationError
 from pyramid.view import view_config
 
 F = TypeVar('F', bound=Callable[..., Any])
+
+#: ``expose`` keywords and the view options they become
+TRANSLATED = {'content_type': 'stream_content_type', 'filename': 'stream_filename'}
 
 
 class expose:
@@ -15,13 +19,21 @@ class expose:
     ``stream=True`` the view streams: it may be a generator function or return
     any iterable, and each item reaches the client as it is produced, with the
     request, its transaction and ``tgstream.request`` usable throughout.
-    ``content_type`` sets the response's content type (for streams, a type the
-    view sets on ``request.response`` before its first item wins).
+
+    TurboGears-style keywords, translated to tgstream's prefixed view options
+    (so that they never reach other add-ons' predicates of the same name):
+
+    - ``content_type`` (``stream_content_type``) sets the response's content
+      type, for stream and non-stream views alike (before the view runs: a
+      type the view sets on ``request.response`` wins);
+    - ``filename`` (``stream_filename``) sends an RFC 6266
+      ``Content-Disposition: attachment`` with that download name;
+    - ``columns`` and ``dialect`` go into ``stream_options`` (CSV streams).
 
     Everything else is passed to ``view_config`` (``route_name``,
     ``request_method``, ``permission``, ``stream_transaction``, ...), and the
-    view is registered by ``config.scan()``. Without ``stream=True`` it is
-    exactly ``view_config`` plus the ``content_type`` shortcut.
+    view is registered by ``config.scan()``. A ``content_type`` *predicate*
+    of another add-on (cornice) needs ``view_config``, not ``expose``.
 
     Example::
 
@@ -40,6 +52,9 @@ class expose:
         *,
         stream: bool = False,
         content_type: str | None = None,
+        filename: str | None = None,
+        columns: Sequence[str] | None = None,
+        dialect: Any = None,
         **view_config_args: Any,
     ):
         settings = dict(view_config_args)
@@ -47,8 +62,30 @@ class expose:
             settings['renderer'] = renderer
         if stream:
             settings['stream'] = stream
-        if content_type is not None:
-            settings['content_type'] = content_type
+        for keyword, value in (('content_type', content_type), ('filename', filename)):
+            if value is None:
+                continue
+            if TRANSLATED[keyword] in settings:
+                raise ConfigurationError(
+                    'expose(): give %s or %s, not both' % (keyword, TRANSLATED[keyword])
+                )
+            settings[TRANSLATED[keyword]] = value
+        shortcuts = {
+            key: value
+            for key, value in (('columns', columns), ('dialect', dialect))
+            if value is not None
+        }
+        if shortcuts:
+            stream_options = settings.get('stream_options') or {}
+            # (not a dict: left for the deriver's error naming the view)
+            if isinstance(stream_options, dict):
+                twice = sorted(set(shortcuts) & set(stream_options))
+                if twice:
+                    raise ConfigurationError(
+                        'expose(): %s given both as a keyword and in '
+                        'stream_options' % ', '.join(twice)
+                    )
+                settings['stream_options'] = {**stream_options, **shortcuts}
         self.settings = settings
 
     def __call__(self, wrapped: F) -> F:

@@ -6,6 +6,10 @@ first item (still inside the tween chain, so exception views, pyramid_tm and
 pyramid_retry treat errors raised before the first item as usual) and
 returns ``request.response`` with the stream as its body. Views without the
 options it knows are returned untouched.
+
+Its options are prefixed (``stream_content_type``, ``stream_filename``...):
+Pyramid hands a view option to every deriver and predicate of that name, so
+a generic name would collide with other add-ons' predicates.
 """
 from __future__ import annotations
 
@@ -20,13 +24,16 @@ from .settings import TRANSACTION_POLICIES, get_settings
 from .stream import StreamIterator
 from .tween import POLICY_KEY, stream_response
 
-#: Renderer options that may also be given as view options of their own
-#: (``@expose('csv', stream=True, columns=[...])``): merged into
-#: ``stream_options``.
-RENDERER_SHORTCUTS = ('columns', 'dialect')
+#: The view options tgstream adds to every view: its own, prefixed names
+#: only, since Pyramid hands an option to every deriver and predicate of that
+#: name (cornice, for one, has a ``content_type`` predicate).
 OPTIONS = (
-    'stream', 'stream_transaction', 'content_type', 'stream_options', 'filename',
-) + RENDERER_SHORTCUTS
+    'stream',
+    'stream_transaction',
+    'stream_options',
+    'stream_content_type',
+    'stream_filename',
+)
 
 
 def describe_view(info) -> str:
@@ -60,10 +67,10 @@ def _check_options(info, name: str) -> tuple:
             'view %s: stream_transaction=%r is not valid; use one of: %s'
             % (name, policy, ', '.join(repr(p) for p in TRANSACTION_POLICIES))
         )
-    content_type = options.get('content_type')
+    content_type = options.get('stream_content_type')
     if content_type is not None and not is_media_type(content_type):
         raise ConfigurationError(
-            'view %s: content_type=%r is not a media type (type/subtype, '
+            'view %s: stream_content_type=%r is not a media type (type/subtype, '
             'printable ASCII, no CR or LF)' % (name, content_type)
         )
     stream_options = options.get('stream_options')
@@ -71,47 +78,40 @@ def _check_options(info, name: str) -> tuple:
         raise ConfigurationError(
             'view %s: stream_options=%r is not a dict' % (name, stream_options)
         )
-    stream_options = _merge_shortcuts(options, stream_options, name)
     if stream_options and not stream:
         raise ConfigurationError(
             'view %s: stream_options need stream=True' % (name,)
         )
-    filename = options.get('filename')
+    filename = options.get('stream_filename')
     if filename is not None and not (isinstance(filename, str) and filename):
         raise ConfigurationError(
-            'view %s: filename=%r is not a file name' % (name, filename)
+            'view %s: stream_filename=%r is not a file name' % (name, filename)
         )
     return bool(stream), policy, content_type, filename, stream_options
 
 
-def _merge_shortcuts(options, stream_options, name: str) -> dict | None:
-    shortcuts = {
-        key: options[key] for key in RENDERER_SHORTCUTS if options.get(key) is not None
-    }
-    if not shortcuts:
-        return stream_options
-    twice = sorted(set(shortcuts) & set(stream_options or ()))
-    if twice:
-        raise ConfigurationError(
-            'view %s: %s given both as a view option and in stream_options'
-            % (name, ', '.join(twice))
-        )
-    return {**(stream_options or {}), **shortcuts}
-
-
 def stream_view(view, info):
+    """The ``stream=True`` view option and its companions (:data:`OPTIONS`).
+
+    A view given none of them is returned as it is (``stream_view(view,
+    info) is view``): nothing runs for it per request.
+    """
+    options = info.options
+    if all(options.get(option) is None for option in OPTIONS):
+        _check_stream_only_renderer(info)
+        return view
     name = describe_view(info)
     stream, policy, content_type, filename, stream_options = _check_options(info, name)
     disposition = content_disposition(filename) if filename else None
     if not stream:
-        _check_stream_only_renderer(info, name)
+        _check_stream_only_renderer(info)
         if content_type is None and policy is None and disposition is None:
             return view
         return _plain_view(view, policy, content_type, disposition)
 
     registry = info.registry
     renderer = find_stream_renderer(
-        registry, info.options.get('renderer'), name, stream_options,
+        registry, options.get('renderer'), name, stream_options,
         view=info.original_view,
     )
     default_type = content_type or renderer.content_type
@@ -142,7 +142,7 @@ def stream_view(view, info):
     return streaming_view
 
 
-def _check_stream_only_renderer(info, name: str) -> None:
+def _check_stream_only_renderer(info) -> None:
     # ``renderer='csv'`` (ndjson, sse) without stream=True: Pyramid would
     # only fail at the first request with "No such renderer factory csv".
     renderer = info.options.get('renderer')
@@ -156,12 +156,13 @@ def _check_stream_only_renderer(info, name: str) -> None:
         raise ConfigurationError(
             'view %s: renderer %r streams only with stream=True (it is a tgstream '
             'stream renderer, not a Pyramid renderer); add stream=True to the view'
-            % (name, renderer.name)
+            % (describe_view(info), renderer.name)
         )
 
 
 def _plain_view(view, policy, content_type, disposition):
-    # Not a stream view: the ``content_type`` and ``filename`` shortcuts, and
+    # Not a stream view: ``stream_content_type`` and ``stream_filename`` (what
+    # ``expose(content_type=..., filename=...)`` becomes), and
     # a transaction policy for a Response(app_iter=generator) the stream
     # tween will detect.
     def plain_view(context, request):

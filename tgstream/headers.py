@@ -109,7 +109,8 @@ def content_disposition(filename: str, disposition: str = 'attachment') -> str:
         'attachment; filename*=UTF-8\\'\\'R%C3%A9sum%C3%A9%20%222024%22.csv; filename="Resume _2024_.csv"'
 
     Per request: ``request.response.content_disposition =
-    content_disposition(name)``; per view: the ``filename=`` view option.
+    content_disposition(name)``; per view: the ``stream_filename=`` view
+    option (``expose(filename=...)``).
     """
     kind = disposition.lower() if isinstance(disposition, str) else disposition
     if kind not in DISPOSITIONS:

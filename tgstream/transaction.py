@@ -1,11 +1,13 @@
 """Transactions that span a stream.
 
 pyramid_tm commits when the view returns, before the server iterates the
-body. tgstream wraps whatever ``tm.manager_hook`` the app configured, so
-``request.tm`` is a :class:`StreamTransactionManager`: it delegates
-everything to the app's manager, except that once a stream is attached to
-the request, pyramid_tm's ``commit()``/``abort()`` only *record* pyramid_tm's
-decision. The stream carries it out when it ends:
+body. ``request.tm`` stays the app's own manager (whatever
+``tm.manager_hook`` returns); tgstream only notes, per request, which manager
+pyramid_tm got from the hook. When a stream is attached -- inside the tween
+chain, before pyramid_tm's egress -- the request's current transaction gets
+two instance attributes, so that pyramid_tm's ``commit()``/``abort()`` only
+*record* pyramid_tm's decision (the first call removes them). The stream
+carries it out when it ends:
 
 - exhausted: commit (unless pyramid_tm decided to abort or the transaction
   is doomed), inside the ``next()`` that found the end, before the closing
@@ -14,6 +16,7 @@ decision. The stream carries it out when it ends:
 
 With the ``view`` policy pyramid_tm finishes at view return as usual and the
 stream runs in a transaction of its own, begun at its first ``next()``.
+A request that does not stream pays one dictionary store in the hook.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ except ImportError:  # pragma: no cover - transaction is an optional extra
 
 #: environ key of the :class:`StreamTransaction` of a streaming request
 HOLDER_KEY = 'tgstream.transaction'
+#: environ key of the manager tgstream's hook handed to pyramid_tm
+MANAGER_KEY = 'tgstream.tm'
+TM_TWEEN = 'pyramid_tm.tm_tween_factory'
 
 
 def _is_open(txn) -> bool:
@@ -44,102 +50,103 @@ def _is_open(txn) -> bool:
     return txn is not None and getattr(txn, '_manager', None) is not None
 
 
-class StreamTransactionManager:
-    """``request.tm`` while tgstream is included: the app's manager, deferred.
-
-    Every attribute is the wrapped manager's, except that the first
-    ``commit()``/``abort()`` after a stream was attached -- pyramid_tm's
-    decision at tween egress -- is recorded for the stream to carry out.
-    """
-
-    def __init__(self, manager):
-        self.manager = manager
-        self.holder: StreamTransaction | None = None
-        self.doomed = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.manager, name)
-
-    def begin(self):
-        txn = self.manager.begin()
-        if self.holder is not None:
-            self.holder.txn = txn
-        return txn
-
-    def commit(self):
-        holder = self.holder
-        if holder is not None and holder.decision is None:
-            holder.decision = 'commit'
-            return None
-        return self.manager.commit()
-
-    def abort(self):
-        holder = self.holder
-        if holder is not None and holder.decision is None:
-            holder.decision = 'abort'
-            return None
-        return self.manager.abort()
-
-    def doom(self):
-        self.doomed = True
-        return self.manager.doom()
-
-    def __enter__(self):
-        return self.begin()
-
-    def __exit__(self, etype, value, tb):
-        if etype is None:
-            self.commit()
-        else:
-            self.abort()
-
-    def __repr__(self) -> str:
-        return '<tgstream.StreamTransactionManager for %r>' % (self.manager,)
-
-
 def wrap_manager_hook(config) -> None:
-    """Make ``request.tm`` a :class:`StreamTransactionManager`.
+    """Note the manager pyramid_tm uses for each request (``request.tm``).
 
     Runs as a late configuration action (order 11), after pyramid_tm has
-    resolved a dotted ``tm.manager_hook`` (order 10): whatever hook the app
-    configured -- the cookiecutter sets ``pyramid_tm.explicit_manager`` -- is
-    wrapped, not replaced. Idempotent.
+    resolved a dotted ``tm.manager_hook`` (order 10), and only when
+    pyramid_tm's tween is in the app. Whatever hook the app configured -- the
+    cookiecutter sets ``pyramid_tm.explicit_manager`` -- is wrapped, not
+    replaced: the wrapper calls it (or takes ``transaction.manager``, as
+    pyramid_tm does without a hook), stores the result in
+    ``environ['tgstream.tm']`` and returns it unchanged. Idempotent.
     """
     if _transaction is None:  # pragma: no cover
         return
-    settings = config.registry.settings
+    registry = config.registry
 
     def wrap():
         from .settings import as_object
 
+        if not uses_pyramid_tm(registry):
+            return
+        settings = registry.settings
         hook = settings.get('tm.manager_hook')
         if getattr(hook, 'tgstream_wrapped', False):
             return
         inner_hook = as_object('tm.manager_hook', hook) if hook else None
-
-        def manager_hook(request):
-            inner = inner_hook(request) if inner_hook else _transaction.manager
-            return StreamTransactionManager(inner)
-
-        manager_hook.tgstream_wrapped = True  # type: ignore[attr-defined]
-        settings['tm.manager_hook'] = manager_hook
+        settings['tm.manager_hook'] = _recording_hook(inner_hook)
 
     config.action(None, wrap, order=11)
 
 
-class StreamTransaction:
-    """The transaction of one stream and its outcome."""
+def uses_pyramid_tm(registry) -> bool:
+    """Is pyramid_tm's tween in this app's tween chain?"""
+    from pyramid.interfaces import ITweens
 
-    def __init__(self, proxy: StreamTransactionManager, policy: str, request):
-        self.proxy = proxy
-        self.manager = proxy.manager
+    tweens = registry.queryUtility(ITweens)
+    if tweens is None:
+        return False
+    names = [name for name, _ in tweens.explicit] or list(tweens.sorter.names)
+    return TM_TWEEN in names
+
+
+def _recording_hook(inner_hook):
+    if inner_hook is None:
+        def manager_hook(request):
+            manager = request.environ[MANAGER_KEY] = _transaction.manager
+            return manager
+    elif inner_hook is _explicit_manager():
+        # the cookiecutter's hook, inlined: one call less per request
+        TransactionManager = _transaction.TransactionManager
+
+        def manager_hook(request):
+            manager = request.environ[MANAGER_KEY] = TransactionManager(explicit=True)
+            return manager
+    else:
+        def manager_hook(request):
+            manager = request.environ[MANAGER_KEY] = inner_hook(request)
+            return manager
+
+    manager_hook.tgstream_wrapped = True  # type: ignore[attr-defined]
+    manager_hook.wrapped = inner_hook  # type: ignore[attr-defined]
+    return manager_hook
+
+
+def _explicit_manager():
+    try:
+        from pyramid_tm import explicit_manager
+    except ImportError:  # pragma: no cover - pyramid_tm is an optional extra
+        return None
+    return explicit_manager
+
+
+class StreamTransaction:
+    """The transaction of one stream and its outcome.
+
+    Also a ``transaction`` synchronizer of the request's manager while the
+    stream may use it, so that a transaction begun in the stream (``commit()``
+    then ``begin()``, TurboGears style) is the one finished at the end.
+    """
+
+    def __init__(self, manager, policy: str, request):
+        self.manager = manager
+        self.policy = policy
         self.request = request
         self.decision: str | None = None
         self.txn: Any = None
         self.outcome: str = Recorded.NOT_MANAGED
+        #: ``view`` policy: the view's transaction was doomed
+        self.doomed = False
+        self._deferred = None
+        self._synchronized = None
+        txn = current_transaction(manager)
         if policy == 'stream':
-            self.txn = current_transaction(self.manager)
-            proxy.holder = self
+            self.txn = txn
+            self._defer(txn)
+            self._synchronize()
+        else:
+            self.doomed = txn is not None and txn.isDoomed()
 
     @classmethod
     def attach(cls, stream, request, policy: str) -> 'StreamTransaction | None':
@@ -149,16 +156,70 @@ class StreamTransaction:
         owns its transaction: nothing is attached.
         """
         environ = request.environ
-        proxy = environ.get('tm.manager')
-        if not (environ.get('tm.active') and isinstance(proxy, StreamTransactionManager)):
+        manager = environ.get('tm.manager')
+        if not (
+            environ.get('tm.active')
+            and manager is not None
+            and manager is environ.get(MANAGER_KEY)
+        ):
             return None
-        self = cls(proxy, policy, request)
+        self = cls(manager, policy, request)
         environ[HOLDER_KEY] = self
         if policy == 'view':
             stream.on_start.append(self.begin_for_stream)
         stream.before_end.append(self.finish)
         stream.on_close.append(self.close)
         return self
+
+    # pyramid_tm's egress calls manager.commit()/abort(), which call the
+    # current transaction's: instance attributes shadow them until the first
+    # call, which records pyramid_tm's decision instead.
+    def _defer(self, txn) -> None:
+        if txn is not None:
+            txn.commit = self._record_commit
+            txn.abort = self._record_abort
+            self._deferred = txn
+
+    def _undefer(self) -> None:
+        txn, self._deferred = self._deferred, None
+        if txn is not None:
+            txn.__dict__.pop('commit', None)
+            txn.__dict__.pop('abort', None)
+
+    def _record_commit(self) -> None:
+        self._undefer()
+        self.decision = 'commit'
+
+    def _record_abort(self) -> None:
+        self._undefer()
+        self.decision = 'abort'
+
+    # ISynchronizer: follow the transactions begun on the request's manager
+    def _synchronize(self) -> None:
+        target = self.manager
+        if isinstance(target, _transaction.ThreadTransactionManager):
+            # its registerSynch is per thread: keep the wrapped manager, so
+            # that close() on another thread unregisters it
+            target = target.manager
+        target.registerSynch(self)
+        self._synchronized = target
+
+    def _unsynchronize(self) -> None:
+        target, self._synchronized = self._synchronized, None
+        if target is not None:
+            try:
+                target.unregisterSynch(self)
+            except (KeyError, ValueError):  # pragma: no cover - already gone
+                pass
+
+    def newTransaction(self, txn) -> None:
+        self.txn = txn
+
+    def beforeCompletion(self, txn) -> None:
+        pass
+
+    def afterCompletion(self, txn) -> None:
+        pass
 
     def begin_for_stream(self) -> None:
         # ``view`` policy: pyramid_tm finished the view's transaction at
@@ -167,10 +228,10 @@ class StreamTransaction:
         # the stream simply runs in it.)
         if self.request.environ.get('tm.active'):
             return
-        self.proxy.holder = self
         self.decision = 'commit'
+        self._synchronize()
         self.txn = self.manager.begin()
-        if self.proxy.doomed:
+        if self.doomed:
             self.txn.doom()
 
     def finish(self) -> None:
@@ -179,7 +240,7 @@ class StreamTransaction:
         if self.decision is None:
             # The body was read inside the tween chain, before pyramid_tm
             # decided: let pyramid_tm finish the transaction itself.
-            self.proxy.holder = None
+            self._undefer()
             self.outcome = Recorded.PYRAMID_TM
             return
         if not _is_open(txn):
@@ -195,27 +256,32 @@ class StreamTransaction:
 
     def close(self, stream) -> None:
         """The stream was closed: abort whatever is still open."""
+        self._undefer()
+        self._unsynchronize()
         if _is_open(self.txn) and self.outcome != Recorded.PYRAMID_TM:
             try:
                 self.txn.abort()
             finally:
                 self.outcome = Recorded.ABORTED
         stream.transaction_outcome = self.outcome
-        self.proxy.holder = None
         self.request.environ.pop(HOLDER_KEY, None)
 
     def checkpoint(self) -> None:
         txn = self.txn
         keep = self.decision != 'abort' and _is_open(txn) and not txn.isDoomed()
         doomed = _is_open(txn) and txn.isDoomed()
+        deferred = self._deferred is not None
+        self._undefer()
         if _is_open(txn):
             if keep:
                 txn.commit()
             else:
                 txn.abort()
         self.txn = self.manager.begin()
-        if doomed or self.proxy.doomed:
+        if doomed or self.doomed:
             self.txn.doom()
+        if deferred:  # pyramid_tm has not decided yet: its call is still ours
+            self._defer(self.txn)
 
 
 def current_transaction(manager):

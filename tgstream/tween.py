@@ -70,6 +70,11 @@ def stream_tween_factory(handler, registry):
 
     def stream_tween(request):
         response = handler(request)
+        # The fast path, one check: a list body (every renderer's, every
+        # ``Response(body=...)``). ``_app_iter`` is what WebOb's ``app_iter``
+        # property returns, read without calling the property.
+        if getattr(response, '_app_iter', None).__class__ is list:
+            return response
         app_iter = getattr(response, 'app_iter', None)
         if app_iter.__class__ is list or isinstance(app_iter, StreamIterator):
             return response

@@ -30,7 +30,7 @@ def test_user_supplied_name_on_the_wire(make_app, live, name, announced):
     def setup(config):
         config.add_route('export', '/export')
         config.add_view(export, route_name='export', stream=True,
-                        content_type='text/csv')
+                        stream_content_type='text/csv')
 
     url = live(make_app(setup))
     response = httpx.get(url + '/export', params={'name': name})

@@ -89,7 +89,7 @@ def test_bom_for_excel(make_testapp):
 
 
 def test_download_name(make_testapp):
-    app = csv_app(make_testapp, [{'a': 1}], filename='users.csv')
+    app = csv_app(make_testapp, [{'a': 1}], stream_filename='users.csv')
     assert 'users.csv' in app.get('/v').headers['Content-Disposition']
 
 

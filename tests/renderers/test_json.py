@@ -48,7 +48,7 @@ def test_view_may_set_another_content_type(make_testapp, json_impl):
 
 
 def test_content_type_view_option(make_testapp):
-    app = serve_items(make_testapp, [1], content_type='application/geo+json')
+    app = serve_items(make_testapp, [1], stream_content_type='application/geo+json')
     assert app.get('/v').content_type == 'application/geo+json'
 
 

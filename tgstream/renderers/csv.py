@@ -20,7 +20,8 @@ Items are mappings (``dict``, SQLAlchemy ``RowMapping``), SQLAlchemy
 - The formula-injection guard (:mod:`tgstream.renderers.csvsafe`) applies to every row
   unless ``tgstream.csv.formula_guard = false`` or ``formula_guard=False``.
 - ``text/csv; charset=utf-8``; name the download with the view's
-  ``filename='users.csv'`` option, or per request with
+  ``stream_filename='users.csv'`` option (``filename=`` with ``expose``), or
+  per request with
   ``request.response.content_disposition = tgstream.content_disposition(name)``.
 """
 from __future__ import annotations

@@ -5,7 +5,8 @@ from tgstream import expose
 
 
 def includeme(config):
-    for name in ('count', 'method', 'json_like', 'plain', 'typed', 'vc'):
+    for name in ('count', 'method', 'json_like', 'plain', 'typed', 'vc',
+                 'report', 'csv', 'vc_typed'):
         config.add_route(name, '/' + name)
     config.scan('.')
 
@@ -24,6 +25,23 @@ def plain(request):
 @expose('string', route_name='typed', content_type='text/x-custom')
 def typed(request):
     return 'typed'
+
+
+@expose('json', route_name='report', filename='report.json', content_type='text/x-json')
+def report(request):
+    return {'a': 1}
+
+
+@expose('csv', route_name='csv', stream=True, filename='r.csv',
+        columns=['a', 'b'], dialect='excel-tab')
+def csv_rows(request):
+    yield {'b': 2, 'a': 1}
+
+
+@view_config(route_name='vc_typed', stream=True, stream_content_type='text/x-typed',
+             stream_filename='typed.txt')
+def vc_typed(request):
+    yield 'typed'
 
 
 @view_config(route_name='vc', stream=True)

@@ -1,8 +1,10 @@
 """Exports of the whole users table: JSON array, NDJSON and CSV.
 
 Core rows (not ORM objects) are streamed in batches by
-``tgstream.stream_query``; the ``filename=`` view option sets
-``Content-Disposition``. Memory stays flat whatever the table size.
+``tgstream.stream_query``; the ``stream_filename`` view option sets
+``Content-Disposition`` (``expose`` also takes TurboGears' ``filename=``;
+``view_config`` and ``add_view`` only the prefixed name). Memory stays flat
+whatever the table size.
 """
 from __future__ import annotations
 
@@ -20,17 +22,17 @@ def all_users(request):
     return stream_query(request.dbsession, USERS)
 
 
-@expose('json', route_name='users_json', stream=True, filename='users.json')
+@expose('json', route_name='users_json', stream=True, stream_filename='users.json')
 def users_json(request):
     return all_users(request)
 
 
-@expose('ndjson', route_name='users_ndjson', stream=True, filename='users.ndjson')
+@expose('ndjson', route_name='users_ndjson', stream=True, stream_filename='users.ndjson')
 def users_ndjson(request):
     return all_users(request)
 
 
-@expose('csv', route_name='users_csv', stream=True, filename='users.csv',
+@expose('csv', route_name='users_csv', stream=True, stream_filename='users.csv',
         stream_options={'columns': list(COLUMNS)})
 def users_csv(request):
     return all_users(request)

@@ -30,6 +30,14 @@ def test_items(testapp, add_items):
     ]
 
 
+def test_items_csv_download(testapp, add_items):
+    add_items(2)
+    res = testapp.get('/items.csv', status=200)
+    assert res.content_type == 'text/csv'
+    assert res.headers['Content-Disposition'] == 'attachment; filename="items.csv"'
+    assert res.text.splitlines() == ['id,name,value', '1,item 1,1', '2,item 2,2']
+
+
 def test_items_stream_arrives_in_pieces(app, add_items):
     """The body is produced while it is read, a batch of rows at a time: the
     first piece is there before the query has been read to its end, and the
