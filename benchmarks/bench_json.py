@@ -22,6 +22,10 @@ Usage (from a checkout with the testing extra installed)::
     python benchmarks/bench_json.py                 # full run, writes RESULTS.md
     python benchmarks/bench_json.py --quick         # < 1 minute, writes nothing
     python benchmarks/bench_json.py --rows 100000 --rounds 3 --scenarios D,T-core
+    # before/after a change, side by side: T-* scenarios also run on a
+    # checkout of the old code (as NAME@base)
+    git archive main | tar -x -C /tmp/base
+    python benchmarks/bench_json.py --baseline /tmp/base --scenarios D,T-core,T-orm
 
 Not part of the test suite; timings depend on the machine and its load.
 """
@@ -73,6 +77,12 @@ NOTES = """
   objects or 500 rows by default) avoid both.
 - The ~20 MiB RSS growth of D, T and B1000 in the main table is waitress'
   own output buffer (see the memory-scaling note), not the apps'.
+- `NAME@base` rows (with `--baseline DIR`) serve the same scenario from an
+  older checkout of tgstream (here: before issue 12's delivery rule), in the
+  same rounds, so the two can be compared side by side. Issue 12 writes
+  the first items after every slow pull one by one (so a short burst is
+  never held back by a pause): a generator over `yield_per` rows pays 16
+  single-item writes per fetch that takes over 2 ms.
 - On this shared 2-core machine absolute figures vary by ±20 % from run to
   run (other processes, client and server on the same cores); ratios within
   one run are steadier. The load average is in the header: under heavy load
@@ -96,8 +106,18 @@ NOTES = """
 # -- the server side ------------------------------------------------------------
 
 
+BASELINE = '@base'
+
+
+def describe(name: str) -> str:
+    if name.endswith(BASELINE):
+        return SCENARIOS[name[:-len(BASELINE)]] + ' (baseline checkout)'
+    return SCENARIOS[name]
+
+
 def serve(name: str, db: str) -> None:
     """Run scenario ``name`` on waitress; print its port, serve until killed."""
+    name = name.removesuffix(BASELINE)  # (its tgstream comes from PYTHONPATH)
     sys.path.insert(0, HERE)
     import bench_apps
     from waitress.server import create_server
@@ -154,11 +174,16 @@ def first_byte(port: int) -> float:
     return elapsed
 
 
-def measure(name: str, db: str, rows: int, check: bool, waitress: str = '{}') -> dict:
+def measure(name: str, db: str, rows: int, check: bool, waitress: str = '{}',
+            baseline: str | None = None) -> dict:
     env = dict(os.environ)
     env['TGSTREAM_BENCH_WAITRESS'] = waitress
-    if name.endswith('-stdlib'):
+    if name.removesuffix(BASELINE).endswith('-stdlib'):
         env['TGSTREAM_BENCH_NO_ORJSON'] = '1'
+    if name.endswith(BASELINE):
+        env['PYTHONPATH'] = os.pathsep.join(
+            p for p in (baseline, env.get('PYTHONPATH')) if p
+        )
     server = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), '--serve', name, '--db', db],
         stdout=subprocess.PIPE, env=env, text=True,
@@ -204,13 +229,14 @@ def measure(name: str, db: str, rows: int, check: bool, waitress: str = '{}') ->
     }
 
 
-def run_rounds(names, db, rows, rounds, log, waitress='{}') -> dict:
+def run_rounds(names, db, rows, rounds, log, waitress='{}', baseline=None) -> dict:
     results = {name: [] for name in names}
     for round_ in range(rounds):
         shift = round_ % len(names)
         order = names[shift:] + names[:shift]
         for name in order:
-            result = measure(name, db, rows, check=round_ == 0, waitress=waitress)
+            result = measure(name, db, rows, check=round_ == 0, waitress=waitress,
+                             baseline=baseline)
             results[name].append(result)
             log('round %d %-14s %9.0f rows/s  ttfb %7.1f ms (warm %5.1f)  peak %7.1f MiB (+%.1f)'
                 % (round_ + 1, name, result['rows_s'], result['ttfb_ms'],
@@ -239,7 +265,7 @@ def table(results: dict) -> str:
         rate = [r['rows_s'] for r in runs]
         ratio = '%.2f' % (statistics.median(rate) / base) if base else '–'
         lines.append('| %s | %s | %s | %s | %s | %.0f | %s |' % (
-            '**%s** %s' % (name, SCENARIOS[name]),
+            '**%s** %s' % (name, describe(name)),
             spread(rate, '%.0f'),
             ratio,
             spread([r['warm_ttfb_ms'] for r in runs], '%.1f'),
@@ -303,6 +329,12 @@ def targets(results: dict, scaling: dict, sizes) -> list[str]:
             high = statistics.median(r['growth_mib'] for r in scaling[name][sizes[-1]])
             check('%s RSS growth N=%d → %d' % (name, sizes[0], sizes[-1]),
                   '%+.1f MiB' % (high - low), '< 20 MiB', high - low < 20)
+    for name in list(results):
+        if name.endswith(BASELINE) and results.get(name[:-len(BASELINE)]):
+            new, old = median(name[:-len(BASELINE)]), median(name)
+            check('%s rows/s, this checkout / baseline' % name[:-len(BASELINE)],
+                  '%.2f×' % (new / old), '≥ 0.90×, no regression beyond noise',
+                  new / old >= 0.9)
     for name in ('T-core', 'T-orm', 'T-core-adapter', 'T-core-yield-adapter'):
         value, base = median(name, 'warm_ttfb_ms'), median('D', 'warm_ttfb_ms')
         if value is not None and base is not None:
@@ -362,6 +394,9 @@ def main(argv=None) -> int:
     parser.add_argument('--no-write', action='store_true')
     parser.add_argument('--data-dir', default=os.path.join(
         os.environ.get('TMPDIR', '/tmp'), 'tgstream-bench'))
+    parser.add_argument('--baseline', metavar='DIR',
+                        help='a checkout of older code: each T-* scenario also runs '
+                             'on it (as NAME@base), side by side')
     parser.add_argument('--serve', help=argparse.SUPPRESS)
     parser.add_argument('--db', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -376,6 +411,11 @@ def main(argv=None) -> int:
     if unknown:
         parser.error('unknown scenario(s) %s; known: %s' % (unknown, ', '.join(SCENARIOS)))
     sizes = [int(n) for n in args.scaling.split(',') if n.strip()]
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+        if not os.path.isdir(os.path.join(args.baseline, 'tgstream')):
+            parser.error('--baseline %s: no tgstream package there' % args.baseline)
+        names += [name + BASELINE for name in names if name.startswith('T-')]
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
@@ -385,7 +425,8 @@ def main(argv=None) -> int:
     started = time.monotonic()
     log('table of %d rows...' % args.rows)
     db = ensure_table(args.data_dir, args.rows)
-    results = run_rounds(names, db, args.rows, args.rounds, log, args.waitress)
+    results = run_rounds(names, db, args.rows, args.rounds, log, args.waitress,
+                         args.baseline)
     scaling: dict = {}
     for n in sizes:
         log('memory scaling, N = %d...' % n)
@@ -435,7 +476,7 @@ def main(argv=None) -> int:
         ]
     checks = targets(results, scaling, sizes)
     if checks:
-        report += ['', '## Targets (issues 5 and 14)', ''] + checks
+        report += ['', '## Targets (issues 5 and 14; baseline: issue 12)', ''] + checks
     report += ['', '## Notes', '', NOTES.strip()]
     text = '\n'.join(report) + '\n'
     print(text)

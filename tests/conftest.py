@@ -106,8 +106,11 @@ def pg_engine(pg_url):
     admin = sqlalchemy.create_engine(pg_url, isolation_level='AUTOCOMMIT')
     with admin.connect() as conn:
         conn.exec_driver_sql('CREATE SCHEMA %s' % schema)
+    # application_name = the schema: a test can find its own sessions in
+    # pg_stat_activity while other runs share the database.
     engine = sqlalchemy.create_engine(
-        pg_url, connect_args={'options': '-csearch_path=%s' % schema}
+        pg_url,
+        connect_args={'options': '-csearch_path=%s' % schema, 'application_name': schema},
     )
     try:
         yield engine

@@ -311,14 +311,22 @@ def _stream(items, **kw):
     return stream
 
 
-def test_small_items_are_coalesced_but_the_first_goes_at_once():
+def test_short_runs_are_written_item_by_item_long_fast_runs_coalesced():
+    # fewer than fast_run items: one write each, whatever the timing
     stream = _stream(iter(['a'] * 10), chunk_size=4, flush_interval=60)
-    assert list(stream) == [b'a', b'aaaa', b'aaaa', b'a']
+    assert list(stream) == [b'a'] * 10
+    stream.close()
+    # every pull fast: 16 writes through, then writes of chunk_size bytes
+    stream = _stream(iter(['a'] * 40), chunk_size=4, flush_interval=60)
+    stream.fast_pull = 60.0
+    assert list(stream) == [b'a'] * 16 + [b'aaaa'] * 6
     stream.close()
 
 
 def test_flush_marker_forces_a_write():
     stream = _stream(iter(['a', 'b', flush, 'c', flush, flush, 'd']), flush_interval=60)
+    stream.fast_run = 0  # coalesce from the start
+    stream.fast_pull = 60.0
     assert list(stream) == [b'a', b'b', b'c', b'd']
     stream.close()
 
@@ -326,6 +334,8 @@ def test_flush_marker_forces_a_write():
 def test_items_arriving_after_the_flush_interval_are_written_at_once():
     # flush_interval=0: every item arrives "late" relative to the last write
     stream = _stream(iter(['0', '1', '2', '3']), flush_interval=0)
+    stream.fast_run = 0  # even while coalescing
+    stream.fast_pull = 60.0
     assert list(stream) == [b'0', b'1', b'2', b'3']
     stream.close()
 
@@ -333,6 +343,7 @@ def test_items_arriving_after_the_flush_interval_are_written_at_once():
 def test_coalescing_keeps_output_byte_identical():
     items = ['%d,' % n for n in range(5000)]
     stream = _stream(iter(items), chunk_size=1000, flush_interval=60)
+    stream.fast_pull = 60.0
     chunks = list(stream)
     assert b''.join(chunks) == ''.join(items).encode()
     assert max(len(c) for c in chunks) < 1000 + 10

@@ -75,7 +75,10 @@ def test_is_streamable():
         yield b''
 
     assert is_streamable(Response(app_iter=gen()), {})
-    assert is_streamable(Response(app_iter=iter([b'a'])), {})
+    # other iterators only for a stream=True view's Response
+    assert not is_streamable(Response(app_iter=iter([b'a'])), {})
+    assert is_streamable(Response(app_iter=iter([b'a'])), {}, any_iterator=True)
+    assert not is_streamable(Response(app_iter=map(bytes, [b'a'])), {})
     assert not is_streamable(Response(app_iter=[b'a']), {})
     assert not is_streamable(Response(app_iter=(b'a',)), {})
     assert not is_streamable(HTTPOk(app_iter=gen()), {})
@@ -90,11 +93,12 @@ def test_is_streamable():
         def __next__(self):
             raise StopIteration
 
+    assert not is_streamable(Response(app_iter=Wrapper(None)), {})
     assert not is_streamable(
-        Response(app_iter=Wrapper(None)), {'wsgi.file_wrapper': Wrapper}
+        Response(app_iter=Wrapper(None)), {'wsgi.file_wrapper': Wrapper}, True
     )
     with open(os.devnull, 'rb') as f:
-        assert not is_streamable(Response(app_iter=f), {})
+        assert not is_streamable(Response(app_iter=f), {}, any_iterator=True)
 
 
 @pytest.mark.parametrize(

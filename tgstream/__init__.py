@@ -87,7 +87,13 @@ def includeme(config) -> None:
       server, which cuts the response (no terminating chunk).
     - A plain ``Response(app_iter=<generator>)`` gets the same guarantees
       (the ``tgstream.tween.stream_tween_factory`` tween, placed just above
-      the main handler).
+      the main handler). Other bodies (lists, files, ``iter([...])``,
+      iterator classes, mounted WSGI apps) keep Pyramid's behaviour.
+    - Items are written as they are yielded; only long runs of fast items
+      are joined into writes of ``tgstream.chunk_size`` bytes, and items
+      yielded before a failure are delivered before the response is cut.
+    - A stream view returning a mapping, ``str``, ``bytes`` or
+      ``bytearray`` is a ``TypeError`` (templates take their dict).
     - pyramid_debugtoolbar never buffers or rewrites a stream (the
       ``tgstream.toolbar.toolbar_guard_tween_factory`` tween, under the
       toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).

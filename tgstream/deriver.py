@@ -19,7 +19,12 @@ from pyramid.util import object_description
 
 from .headers import content_disposition, is_media_type
 from .lifecycle import start_stream
-from .renderers import IStreamRendererFactory, check_iterable, find_stream_renderer
+from .renderers import (
+    IStreamRendererFactory,
+    check_iterable,
+    find_stream_renderer,
+    renderer_accepts_mapping,
+)
 from .settings import TRANSACTION_POLICIES, get_settings
 from .stream import StreamIterator
 from .tween import POLICY_KEY, stream_response
@@ -114,6 +119,9 @@ def stream_view(view, info):
         registry, options.get('renderer'), name, stream_options,
         view=info.original_view,
     )
+    accepts_mapping = renderer_accepts_mapping(
+        registry, info.options.get('renderer'), renderer
+    )
     default_type = content_type or renderer.content_type
 
     def streaming_view(context, request):
@@ -127,8 +135,8 @@ def stream_view(view, info):
         result = view(context, request)
         chosen = policy or settings.transaction
         if IResponse.providedBy(result):
-            return stream_response(request, result, chosen, settings)
-        items, encoder = renderer(check_iterable(result, name), request)
+            return stream_response(request, result, chosen, settings, True)
+        items, encoder = renderer(check_iterable(result, name, accepts_mapping), request)
         stream = StreamIterator(
             request, items, encoder, name=name,
             chunk_size=settings.chunk_size,

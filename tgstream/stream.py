@@ -61,6 +61,14 @@ def _close_delimited(request) -> bool:
     return environ.get('SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0'
 
 
+#: A pull of the view's iterable that returns within this many seconds of
+#: the previous item is *fast* ...
+FAST_PULL = 0.002
+#: ... and only after this many fast pulls in a row are items held back to
+#: be joined into larger writes (see :class:`StreamIterator`).
+FAST_RUN = 16
+
+
 class StreamIterator:
     """Iterate a view's items inside its request; clean up exactly once.
 
@@ -69,9 +77,17 @@ class StreamIterator:
       item become normal error responses.
     - Every ``next()`` and :meth:`close` runs with the request pushed as
       Pyramid's current request.
-    - Small items are coalesced into writes of ``chunk_size`` bytes; the
-      first item, items arriving ``flush_interval`` seconds or more after the
-      previous write, and :data:`flush` are written at once.
+    - Every item is written as soon as it is yielded (one write per item)
+      until the view's iterable has delivered :data:`FAST_RUN` items in a
+      row, each within :data:`FAST_PULL` seconds of the one before; only
+      then are items joined into writes of up to ``chunk_size`` bytes (or
+      ``flush_interval`` seconds). A slow pull ends the run. What can be
+      held is the tail of a long fast run followed by a pause: less than
+      ``chunk_size`` bytes, released by the next item, :data:`flush` or the
+      end.
+    - If the view's iterable (or an encoder, or the commit) fails while items
+      are held, those items are written first and the error is raised from
+      the following ``next()``.
     - When the items are exhausted, the ``before_end`` hooks run (the
       transaction commits) *before* the encoder's closing bytes are
       produced; an error there is raised from ``next()`` so the server cuts
@@ -79,9 +95,15 @@ class StreamIterator:
     - :meth:`close` closes the view's iterable, then runs the ``on_close``
       hooks; each step runs even if an earlier one raised.
 
+    ``fast_pull`` and ``fast_run`` (class attributes, :data:`FAST_PULL` and
+    :data:`FAST_RUN`) may be set per stream, e.g. in tests.
+
     It never defines ``__len__`` (waitress would take a one-item iterable's
     length as the Content-Length).
     """
+
+    fast_pull: float = FAST_PULL
+    fast_run: int = FAST_RUN
 
     def __init__(
         self,
@@ -108,6 +130,9 @@ class StreamIterator:
         self._request_ref: Any = None
         self._last_write = 0.0
         self._deferred_error: BaseException | None = None
+        # an error met while items were held: raised after they are written
+        self._stored_error: Exception | None = None
+        self._run = 0  # fast pulls in a row (see fast_run)
         self._context: Any = _MISSING
         #: hooks: ``on_start()`` before the first ``next()`` pulls an item,
         #: ``before_end()`` at exhaustion before the closing bytes,
@@ -176,6 +201,11 @@ class StreamIterator:
         with request_context(self.request):
             self._restore_context()
             try:
+                stored = self._stored_error
+                if stored is not None:
+                    # the items held before it went out with the last next()
+                    self._stored_error = None
+                    raise stored
                 self._check_client()
                 if not self._started:
                     self._started = True
@@ -215,6 +245,30 @@ class StreamIterator:
         if self._exhausted:
             return self._end(b'')
         buffered: list[bytes] = []
+        try:
+            exhausted = self._collect(buffered)
+        except Exception as exc:
+            self._run = 0
+            if not buffered:
+                raise
+            # Deliver what was yielded before the failure; fail next time.
+            self._stored_error = exc
+            return self._wrote(b''.join(buffered))
+        if exhausted:
+            self._exhausted = True
+            return self._end(b''.join(buffered))
+        return self._wrote(b''.join(buffered))
+
+    def _collect(self, buffered: list[bytes]) -> bool:
+        """Pull and encode items into ``buffered`` until they should be
+        written; return True when the view's iterable is exhausted.
+
+        The rule (see the class docstring): write through while the run of
+        fast pulls is shorter than ``fast_run``, then coalesce up to chunk_size
+        bytes or flush_interval seconds. A WSGI stream cannot write while the
+        view blocks, so holding an item is a bet that the next pull is fast:
+        only a long run of fast pulls makes that bet.
+        """
         size = 0
         encode = self.encoder.encode
         flush_each = self.encoder.flush_each
@@ -223,12 +277,27 @@ class StreamIterator:
         last_write = self._last_write
         monotonic = time.monotonic
         client_gone = self._client_gone
+        fast_pull = self.fast_pull
+        hold_after = self.fast_run
+        run = self._run
         # Items of a fast run wait here (unencoded) to be encoded together
         # by one encode_batch call; see _encode_run.
         pending: list | None = [] if self._batches_runs else None
         pending_limit = self._run_limit(chunk_size)
+        # One clock read per item: a pull is timed from the previous item's
+        # arrival in this call, or from the start of this next() (the
+        # server's write in between does not count). It includes the
+        # previous item's encoding -- never long for an item that is not
+        # itself worth a write.
+        asked = monotonic()
         try:
             for item in self._iterator:
+                now = monotonic()
+                if now - asked <= fast_pull:
+                    run += 1
+                else:
+                    run = 0
+                asked = now
                 if client_gone is not None and client_gone():
                     raise _ClientGone
                 if item is flush:
@@ -237,54 +306,60 @@ class StreamIterator:
                     if size:
                         break
                     continue
-                if pending is not None and item.__class__ is not Batch:
+                if pending is not None and run >= hold_after and item.__class__ is not Batch:
+                    # a long fast run: hold the item, encode the run at once
                     pending.append(item)
                     if (
                         len(pending) < pending_limit
-                        and monotonic() - last_write < flush_interval
+                        and now - last_write < flush_interval
                     ):
                         continue
                     size += self._encode_run(pending, buffered)
                     pending_limit = self._run_limit(chunk_size - size)
                     data = None
-                elif item.__class__ is Batch:
-                    if pending:
-                        size += self._encode_run(pending, buffered)
-                    data = self._encode_batch(item.items)
                 else:
-                    try:
-                        data = encode(item)
-                    except Exception as exc:
-                        raise StreamEncodeError(self.items_sent, item, self.name) from exc
-                    self.items_sent += 1
+                    if pending:  # a slow pull ended the run: keep the order
+                        size += self._encode_run(pending, buffered)
+                    if item.__class__ is Batch:
+                        data = self._encode_batch(item.items)
+                    else:
+                        try:
+                            data = encode(item)
+                        except Exception as exc:
+                            raise StreamEncodeError(self.items_sent, item, self.name) from exc
+                        self.items_sent += 1
                 if data:
                     buffered.append(data)
                     size += len(data)
                 if size and (
-                    size >= chunk_size
+                    run < hold_after
+                    or size >= chunk_size
                     or flush_each
-                    or monotonic() - last_write >= flush_interval
+                    or now - last_write >= flush_interval
                 ):
                     break
             else:
                 if pending:
                     self._encode_run(pending, buffered)
-                self._exhausted = True
-                return self._end(b''.join(buffered))
+                self._run = run
+                return True
         except BaseException:
             if pending:  # what was yielded before the failure is still encoded
                 self._encode_run(pending, buffered)
             raise
-        return self._wrote(b''.join(buffered))
+        self._run = run
+        return False
 
     def _run_limit(self, room: int) -> int:
-        # Items in a run: about what fills the ``room`` bytes left in this
-        # chunk (so a chunk is not overshot by much); one until an item's
-        # size is known.
+        # Items in a run: what fills about half the ``room`` bytes left in
+        # this chunk at the largest size per item seen so far, so that the
+        # items held unencoded stay within chunk_size even when items grow
+        # (what a pause can hold is bounded by chunk_size); one until an
+        # item's size is known.
         item_size = self._item_size
         if item_size is None:
             return 1
-        return max(1, min(_RUN_MAX, int(room / item_size)))
+        return max(1, min(_RUN_MAX, int(room / (2 * item_size))))
 
     def _encode_run(self, run: list, buffered: list) -> int:
         """Encode the items of ``run`` (yielded one by one) with one
@@ -315,16 +390,23 @@ class StreamIterator:
         self.items_sent += len(items)
         if data:
             buffered.append(data)
-            self._item_size = len(data) / len(items)
+            self._item_size = max(self._item_size or 0.0, len(data) / len(items))
         return len(data)
 
     def _end(self, data: bytes) -> bytes:
         # The items are exhausted: commit *before* the closing bytes exist,
         # so a failed commit can still cut the response -- and not at all
         # when the client is known to be gone.
-        self._check_client()
-        for hook in self.before_end:
-            hook()
+        try:
+            self._check_client()
+            for hook in self.before_end:
+                hook()
+        except Exception as exc:
+            if not data:
+                raise
+            # the items yielded last go out; the failure follows
+            self._stored_error = exc
+            return self._wrote(data)
         data += self.encoder.end()
         self._finished = True
         self.outcome = Outcome.COMPLETED
@@ -450,6 +532,16 @@ class StreamIterator:
         Idempotent and safe on any thread (a stream dropped by the server is
         closed by the garbage collector).
         """
+        stored = self._stored_error
+        if stored is not None and not self._closed:
+            # closed before the error held back behind the last items was
+            # raised: it is still the stream's outcome (and is logged)
+            self._stored_error = None
+            if isinstance(stored, _ClientGone):
+                self.outcome = Outcome.DISCONNECTED
+            else:
+                self._fail(stored)
+                return
         with self._lock:
             if self._closed:
                 return

@@ -3,8 +3,14 @@
 A view that builds its own streaming response gets every stream guarantee
 too. The tween sits just above the main handler (``under`` the exception
 view tween), so an error raised while priming reaches exception views.
-List bodies, files (``FileResponse``, ``wsgi.file_wrapper``) and HTTP
-exceptions are left alone.
+
+Only *generator* bodies are taken over. Every other body -- lists, files
+(``FileResponse``, ``wsgi.file_wrapper``), ``iter([...])``, ``map(...)``,
+iterator classes, the ``ClosingIterator`` of an app mounted with
+``pyramid.wsgi.wsgiapp2`` -- and HTTP exceptions keep Pyramid's and
+pyramid_tm's behaviour exactly (commit at view return, finished callbacks
+when Pyramid runs them). A ``stream=True`` view's ``Response`` is taken over
+whatever lazy iterable its body is.
 """
 from __future__ import annotations
 
@@ -24,8 +30,13 @@ from .stream import StreamIterator
 POLICY_KEY = 'tgstream.policy'
 
 
-def is_streamable(response, environ) -> bool:
-    """Does ``response`` carry a lazily produced body tgstream should run?"""
+def is_streamable(response, environ, any_iterator: bool = False) -> bool:
+    """Does ``response`` carry a lazily produced body tgstream should run?
+
+    A generator body, always; any other iterator body (not a list, tuple or
+    file) only with ``any_iterator`` -- the ``Response`` of a ``stream=True``
+    view.
+    """
     app_iter = getattr(response, 'app_iter', None)
     if app_iter is None or app_iter.__class__ in (list, tuple):
         return False
@@ -33,6 +44,8 @@ def is_streamable(response, environ) -> bool:
         return False
     if isinstance(app_iter, types.GeneratorType):
         return True
+    if not any_iterator:
+        return False
     file_wrapper = environ.get('wsgi.file_wrapper')
     if isinstance(file_wrapper, type) and isinstance(app_iter, file_wrapper):
         return False
@@ -43,9 +56,13 @@ def is_streamable(response, environ) -> bool:
     )
 
 
-def stream_response(request, response, policy: str, settings: StreamSettings):
-    """Prime and attach the body of a response a view built itself."""
-    if not is_streamable(response, request.environ):
+def stream_response(
+    request, response, policy: str, settings: StreamSettings,
+    any_iterator: bool = False,
+):
+    """Prime and attach the body of a response a view built itself
+    (a generator; any lazy iterable with ``any_iterator``)."""
+    if not is_streamable(response, request.environ, any_iterator):
         return response
     content_length = response.headers.get('Content-Length')
     stream = StreamIterator(

@@ -16,9 +16,17 @@ there for bad ``info.options``) and returns a *stream renderer*: an object
 with a ``content_type`` (the default of its streams) that is called per
 request as ``renderer(value, request) -> (items, encoder)`` (see
 :mod:`.encoders`).
+
+A stream renderer streams *items*: the view must return an iterable of
+them, and a mapping, ``str``, ``bytes`` or ``bytearray`` is refused with a
+``TypeError`` (iterating a dict would stream its keys). A renderer that
+takes a mapping instead (a template takes its dict of values) says so with
+``add_stream_renderer(..., accepts_mapping=True)`` or an ``accepts_mapping
+= True`` attribute.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable, Iterable
 
 from pyramid.exceptions import ConfigurationError
@@ -56,14 +64,53 @@ class IStreamRendererFactory(Interface):
     """Marker for stream renderer factories (utilities named by renderer)."""
 
 
-def check_iterable(value: Any, name: str) -> Iterable[Any]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+class IMappingStreamRenderer(Interface):
+    """Marker: the stream renderer of this name takes a mapping (utilities
+    named by renderer, registered by ``accepts_mapping=True``)."""
+
+
+#: What a stream view of an item-streaming renderer must not return: each is
+#: iterable, but not as a stream of items.
+NOT_ITEMS = (Mapping, str, bytes, bytearray)
+
+
+def check_iterable(value: Any, name: str, accepts_mapping: bool = False) -> Iterable[Any]:
+    """``value`` if a stream view may return it, else a ``TypeError`` naming
+    the view ``name`` and the type."""
+    if accepts_mapping and isinstance(value, Mapping):
+        return value
+    if isinstance(value, NOT_ITEMS) or not hasattr(value, '__iter__'):
+        kind_name = 'None' if value is None else type(value).__name__
         raise TypeError(
             'stream view %s returned %s; a stream=True view must be a '
-            'generator function or return an iterable of items'
-            % (name, type(value).__name__ if value is not None else 'None')
+            'generator function or return an iterable of items (e.g. a '
+            'generator or a list), not a mapping, str, bytes or bytearray%s'
+            % (name, kind_name,
+               ' (a mapping would stream its keys: return .items() or '
+               '.values(), or [the_mapping] for one item)'
+               if isinstance(value, Mapping) else '')
         )
     return value
+
+
+def renderer_accepts_mapping(registry, renderer, stream_renderer: Any) -> bool:
+    """Does the view's stream renderer take a mapping rather than items?"""
+    if getattr(stream_renderer, 'accepts_mapping', False) is True:
+        return True
+    if renderer is None or getattr(renderer, 'name', None) is None:
+        return False
+    key = _matching_key(registry, renderer)
+    return key is not None and bool(
+        registry.queryUtility(IMappingStreamRenderer, name=key)
+    )
+
+
+def _matching_key(registry, renderer) -> str | None:
+    # the renderer name, else its type, that a stream renderer is registered for
+    for key in (renderer.name, getattr(renderer, 'type', None)):
+        if key and registry.queryUtility(IStreamRendererFactory, name=key) is not None:
+            return key
+    return None
 
 
 class RawStreamRenderer:
@@ -79,17 +126,33 @@ class RawStreamRenderer:
         return value, RawEncoder(response=request.response)
 
 
-def add_stream_renderer(config, name: str, factory: Callable) -> None:
+def add_stream_renderer(
+    config, name: str, factory: Callable, accepts_mapping: bool = False
+) -> None:
     """Register ``factory`` as the stream renderer for ``name``.
 
     ``name`` is a renderer name (``'json'``) or a renderer type, i.e. a file
     extension with its dot (``'.jinja2'``). Registered before views, like
     Pyramid's own renderers, so views using it can be checked.
+
+    By default the renderer streams items: a view returning a mapping,
+    ``str``, ``bytes`` or ``bytearray`` is a ``TypeError``. With
+    ``accepts_mapping=True`` the renderer is given the mapping a view
+    returns (as a template is given its dict of values).
     """
     factory = config.maybe_dotted(factory)
+    if not isinstance(accepts_mapping, bool):
+        raise ConfigurationError(
+            'add_stream_renderer(%r): accepts_mapping=%r is not True or False'
+            % (name, accepts_mapping)
+        )
 
     def register():
         config.registry.registerUtility(factory, IStreamRendererFactory, name=name)
+        if accepts_mapping:
+            config.registry.registerUtility(True, IMappingStreamRenderer, name=name)
+        else:
+            config.registry.unregisterUtility(provided=IMappingStreamRenderer, name=name)
 
     config.action((IStreamRendererFactory, name), register, order=PHASE1_CONFIG)
 
@@ -109,12 +172,12 @@ def find_stream_renderer(
                 % (view_name, options)
             )
         return RawStreamRenderer()
-    for key in (renderer.name, getattr(renderer, 'type', None)):
-        factory = registry.queryUtility(IStreamRendererFactory, name=key or '')
-        if factory is not None and key:
-            return factory(
-                StreamRendererInfo(renderer, dict(options or {}), view_name, view)
-            )
+    key = _matching_key(registry, renderer)
+    if key is not None:
+        factory = registry.queryUtility(IStreamRendererFactory, name=key)
+        return factory(
+            StreamRendererInfo(renderer, dict(options or {}), view_name, view)
+        )
     known = sorted(
         name for name, _ in registry.getUtilitiesFor(IStreamRendererFactory)
     )

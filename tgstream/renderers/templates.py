@@ -14,6 +14,10 @@ Stream renderers are registered for ``.jinja2`` and for every extension
 added with ``config.add_jinja2_renderer`` in the same commit (or later ones:
 ``config.add_stream_renderer('.html', 'tgstream.renderers.templates.jinja2_stream_renderer')``).
 pyramid_jinja2 is optional: without it these views are configuration errors.
+
+A streamed template writes its pieces as they are rendered (see the README's
+coalescing rule); ``{{ flush }}`` in the template writes everything rendered
+so far at once, e.g. before a slow query in a long page.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from pyramid.events import BeforeRender
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import PHASE1_CONFIG, IRendererFactory
 
+from ..items import flush as flush_marker
 from . import IStreamRendererFactory, StreamRendererInfo
 from .base import check_option_names
 from .encoders import RawEncoder
@@ -88,17 +93,50 @@ def jinja2_stream_renderer(info: StreamRendererInfo) -> 'Jinja2StreamRenderer':
     return Jinja2StreamRenderer(info, _check_buffer(info))
 
 
+class TemplateFlush:
+    """The ``flush`` global of a streamed template.
+
+    ``{{ flush }}`` (or ``{{ flush() }}``) renders as nothing and writes
+    everything rendered so far at once -- :data:`tgstream.flush` for
+    templates, which can only output text. One per render: rendering it sets
+    a flag the stream checks after each piece. Inside a block Jinja2 renders
+    to a string first (a macro, ``{% filter %}``, ``{% set %}`` block) it
+    takes effect after that block's output.
+    """
+
+    __slots__ = ('requested',)
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __html__(self) -> str:  # autoescaped templates
+        self.requested = True
+        return ''
+
+    def __str__(self) -> str:
+        self.requested = True
+        return ''
+
+    def __call__(self) -> 'TemplateFlush':
+        return self
+
+    def __repr__(self) -> str:
+        return '<tgstream template flush>'
+
+
 class Jinja2StreamRenderer:
     """Renders one view's template piece by piece (see the module doc).
 
     Called inside the view as ``renderer(value, request) -> (items,
-    encoder)``: builds Pyramid's renderer globals, notifies
-    :class:`~pyramid.events.BeforeRender`, finds the template as
-    pyramid_jinja2 does and returns the chunks of ``Template.generate``,
-    encoded with the response's charset.
+    encoder)``: builds Pyramid's renderer globals (plus ``flush``, see
+    :class:`TemplateFlush`), notifies :class:`~pyramid.events.BeforeRender`,
+    finds the template as pyramid_jinja2 does and returns the chunks of
+    ``Template.generate``, encoded with the response's charset.
     """
 
     content_type = 'text/html; charset=utf-8'
+    #: takes the view's dict of template values (not a stream of items)
+    accepts_mapping = True
 
     def __init__(self, info: StreamRendererInfo, buffer: int | None = None):
         self.info = info
@@ -118,12 +156,13 @@ class Jinja2StreamRenderer:
             )
         return template
 
-    def system_values(self, value: dict, request) -> dict:
+    def system_values(self, value: dict, request, flush: Any = None) -> dict:
         """Pyramid's renderer globals plus ``value``, after BeforeRender
         subscribers ran (as ``RendererHelper.render_view`` does)."""
         info = self.info
         system = BeforeRender(
             {
+                'flush': flush if flush is not None else TemplateFlush(),
                 # Pyramid's mapper leaves a class view's instance here.
                 'view': request.__dict__.pop('__view__', info.view),
                 'renderer_name': info.name,
@@ -147,22 +186,32 @@ class Jinja2StreamRenderer:
                 % (self.info.view_name, type(value).__name__, self.info.name)
             )
         template = self.template()
-        events = template.generate(self.system_values(value, request))
+        flush = TemplateFlush()
+        events = template.generate(self.system_values(value, request, flush))
         chunks: Iterator[str] = events
         if self.buffer:
             from jinja2.environment import TemplateStream
 
             chunks = TemplateStream(events)
             chunks.enable_buffering(self.buffer)
-        return _closing(chunks, events, value), RawEncoder(response=request.response)
+        return (
+            _closing(chunks, events, value, flush),
+            RawEncoder(response=request.response),
+        )
 
 
-def _closing(chunks: Iterator[str], events, value: dict) -> Iterator[str]:
+def _closing(
+    chunks: Iterator[str], events, value: dict, flush: TemplateFlush
+) -> Iterator[Any]:
     # Closing the stream (error, early disconnect) closes the template's
     # generator and the view's generator values now, inside the request and
     # before the transaction ends -- not whenever they are collected.
     try:
-        yield from chunks
+        for chunk in chunks:
+            yield chunk
+            if flush.requested:  # {{ flush }} was rendered into this piece
+                flush.requested = False
+                yield flush_marker
     finally:
         events.close()
         for item in value.values():
