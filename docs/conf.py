@@ -23,7 +23,7 @@ extensions = [
 ]
 html_theme = 'furo'
 html_title = 'tgstream'
-exclude_patterns = ['_build', '_intro', 'examples']
+exclude_patterns = ['_build', 'examples']
 templates_path = []
 html_static_path = []
 
