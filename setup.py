@@ -27,6 +27,13 @@ extras = {
     # the documentation site (docs/): sphinx-build -W, and its doctests
     'docs': ['Sphinx >= 7', 'furo'],
 }
+# live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
+# gevent by itself) and gunicorn's gevent worker for many streams per process
+extras['live'] = extras['sqlalchemy'] + [
+    'psycopg >= 3.2',
+    'gevent >= 23.9',
+    'gunicorn >= 21',
+]
 # the demo's output is what the README shows: orjson's, hence 'fast'
 extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
     'pyramid_retry',
@@ -35,7 +42,7 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
     'waitress',
 ]
 extras['testing'] = sorted(
-    set(extras['demo'] + extras['fast'] + extras['browser'])
+    set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
     | {
         'pytest >= 7',
         'WebTest >= 3',

@@ -19,6 +19,7 @@ from .deriver import stream_view
 from .events import StreamFinished
 from .headers import content_disposition
 from .items import Batch, StreamEncodeError, flush
+from .live import listen, notify
 from .proxies import request
 from .query import stream_query
 from .renderers import add_stream_renderer
@@ -44,6 +45,8 @@ __all__ = [
     'expose',
     'flush',
     'includeme',
+    'listen',
+    'notify',
     'request',
     'sse_idle',
     'stream_query',
@@ -99,6 +102,9 @@ def includeme(config) -> None:
       toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).
     - ``tgstream.StreamFinished`` is notified once per stream, after it
       ended, with its outcome.
+    - ``tgstream.notify(request, channel, payload)`` and
+      ``tgstream.listen(request, channel)``: live streams fed by committed
+      notifications (``tgstream.live.*`` settings).
 
     Settings (``tgstream.*``) are checked when the configuration is
     committed; see docs/streaming.rst ("Settings").
@@ -119,3 +125,4 @@ def includeme(config) -> None:
     config.include('.guard')
     config.include('.renderers')
     config.include('.toolbar')
+    config.include('.live')

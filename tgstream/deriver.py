@@ -133,7 +133,9 @@ def stream_view(view, info):
         if disposition is not None:
             response.headers['Content-Disposition'] = disposition
         result = view(context, request)
-        chosen = policy or settings.transaction
+        # a live stream (tgstream.listen) asks for the ``view`` policy
+        chosen = (policy or getattr(result, 'tgstream_transaction', None)
+                  or settings.transaction)
         if IResponse.providedBy(result):
             return stream_response(request, result, chosen, settings, True)
         items, encoder = renderer(check_iterable(result, name, accepts_mapping), request)

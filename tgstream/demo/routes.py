@@ -85,6 +85,10 @@ SECTIONS: tuple[tuple[str, tuple[Endpoint, ...]], ...] = (
         Endpoint('events', '/events', 'GET',
                  'server-sent events: a tick every demo.pause seconds with the '
                  'user count (?count=N, default 10)', '?count=3'),
+        Endpoint('users_feed', '/users/feed', 'GET',
+                 'a live feed: server-sent events for every committed import '
+                 'batch, in every open page and every worker process '
+                 '(tgstream.listen); reset when the page should reload'),
     )),
 )
 

@@ -23,6 +23,7 @@ from pyramid.httpexceptions import HTTPMethodNotAllowed
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+import tgstream
 from tgstream import expose
 
 from ..models import User
@@ -253,9 +254,23 @@ def write_rows(request, rows: Iterator[tuple[int, dict]], total: int, batch: int
                    'error': error, 'committed': 0}
             return
         written += len(chunk)
+        announce(request, chunk)
         yield {'status': 'writing', 'rows': total, 'written': written}
     yield {'status': 'written', 'rows': total, 'written': written,
            'committed': 'when this response ends'}
+
+
+#: users named in one live notification (the rest are counted): a
+#: notification must stay under PostgreSQL's 8000 bytes
+ANNOUNCED = 20
+
+
+def announce(request, chunk: list[tuple[int, dict]]) -> None:
+    """Tell every open /live page (``users`` channel) about a written batch;
+    delivered only if the import commits."""
+    users = [{'name': row['name'], 'email': row['email'], 'fullname': row['fullname']}
+             for _, row in chunk[:ANNOUNCED]]
+    tgstream.notify(request, 'users', {'users': users, 'more': len(chunk) - len(users)})
 
 
 @expose('ndjson', route_name='users_import', request_method='POST', stream=True)
