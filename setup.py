@@ -22,6 +22,10 @@ extras = {
     'jinja2': ['pyramid_jinja2 >= 2.10'],
     # tgstream-create: a new project from the packaged cookiecutter template
     'scaffold': ['cookiecutter >= 2.1'],
+    # the browser test of the demo's /live page (with a system Chromium)
+    'browser': ['playwright >= 1.40'],
+    # the documentation site (docs/): sphinx-build -W, and its doctests
+    'docs': ['Sphinx >= 7', 'furo'],
 }
 # live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
 # gevent by itself) and gunicorn's gevent worker for many streams per process
@@ -30,14 +34,15 @@ extras['live'] = extras['sqlalchemy'] + [
     'gevent >= 23.9',
     'gunicorn >= 21',
 ]
-extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + [
+# the demo's output is what the README shows: orjson's, hence 'fast'
+extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
     'pyramid_retry',
     'pyramid_debugtoolbar',
     'plaster_pastedeploy',
     'waitress',
 ]
 extras['testing'] = sorted(
-    set(extras['demo'] + extras['fast'] + extras['live'])
+    set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
     | {
         'pytest >= 7',
         'WebTest >= 3',

@@ -24,6 +24,7 @@ from .proxies import request
 from .query import stream_query
 from .renderers import add_stream_renderer
 from .renderers.sse import ServerSentEvent, sse_idle
+from .serverlog import install_server_log_filter
 from .sessions import abort_session, commit_session
 from .settings import parse_settings
 from .stream import StreamIterator
@@ -106,7 +107,7 @@ def includeme(config) -> None:
       notifications (``tgstream.live.*`` settings).
 
     Settings (``tgstream.*``) are checked when the configuration is
-    committed; see README.rst.
+    committed; see docs/streaming.rst ("Settings").
     """
     settings = config.get_settings()
 
@@ -120,6 +121,7 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
+    install_server_log_filter()
     config.include('.guard')
     config.include('.renderers')
     config.include('.toolbar')

@@ -25,7 +25,7 @@ _resolver = DottedNameResolver(None)
 
 @dataclasses.dataclass(frozen=True)
 class StreamSettings:
-    """Parsed ``tgstream.*`` settings (see README.rst, "Settings")."""
+    """Parsed ``tgstream.*`` settings (see docs/streaming.rst, "Settings")."""
 
     #: ``tgstream.transaction``: default transaction policy of every stream.
     transaction: str = 'stream'

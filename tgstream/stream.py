@@ -16,6 +16,7 @@ from .context import request_context
 from .events import Outcome, Recorded, transaction_outcome
 from .items import Batch, StreamEncodeError, flush
 from .renderers.encoders import Encoder
+from .serverlog import mark_logged
 
 log = logging.getLogger('tgstream')
 
@@ -488,6 +489,8 @@ class StreamIterator:
             _describe_error(exc),
             exc_info=exc,
         )
+        # the server logs it again when it cuts the response: keep that short
+        mark_logged(exc)
         if _close_delimited(request):
             log.warning(
                 'stream %s failed on a close-delimited %s response: the client '
