@@ -72,18 +72,18 @@ def rows(count, decorated=False):
              ' lead', 'x;=cmd', '@sum', 'caf\u00e9']
     out = []
     for n in range(1, count + 1):
-        row = dict(
-            id=n, big=-(10 ** 15) * n, small=-n, name=names[n % len(names)],
-            body=names[(n * 5) % len(names)],
-            amount=decimal.Decimal('%d.%03d' % (n, n % 1000)) if n % 7 else None,
-            ratio=n / 3 if n % 5 else None, flag=bool(n % 2) if n % 9 else None,
-            day=datetime.date(2024, 1, 1) + datetime.timedelta(days=n) if n % 6 else None,
-            at=datetime.datetime(2024, 1, 1, 0, 0, n % 60,
+        row = {
+            'id': n, 'big': -(10 ** 15) * n, 'small': -n, 'name': names[n % len(names)],
+            'body': names[(n * 5) % len(names)],
+            'amount': decimal.Decimal('%d.%03d' % (n, n % 1000)) if n % 7 else None,
+            'ratio': n / 3 if n % 5 else None, 'flag': bool(n % 2) if n % 9 else None,
+            'day': datetime.date(2024, 1, 1) + datetime.timedelta(days=n) if n % 6 else None,
+            'at': datetime.datetime(2024, 1, 1, 0, 0, n % 60,
                                  (n * 12345) % 1000000 if n % 3 == 0 else 0)
             if n % 8 else None,
-            at_tz=datetime.datetime(2024, 1, 1, 12, 0, n % 60, tzinfo=UTC),
-            doc={'n': n, 'v': names[n % len(names)]} if n % 4 else None,
-        )
+            'at_tz': datetime.datetime(2024, 1, 1, 12, 0, n % 60, tzinfo=UTC),
+            'doc': {'n': n, 'v': names[n % len(names)]} if n % 4 else None,
+        }
         if n == 11:
             row['day'] = datetime.date(3, 2, 1)
             row['at'] = datetime.datetime(1, 1, 1, 0, 0, 0, 5)
