@@ -12,6 +12,7 @@ import weakref
 from collections import deque
 from typing import Any, Iterable
 
+from ._compat import put_finished_callbacks, take_finished_callbacks
 from .compress import compress_stream
 from .events import StreamFinished
 from .guard import register_stream, unregister_stream
@@ -97,8 +98,7 @@ class _Handover:
             # body, see tgstream.guard.)
             self.stream.close()
             return
-        self.deferred = request.finished_callbacks
-        request.finished_callbacks = deque()
+        self.deferred = take_finished_callbacks(request)
 
     def finished_callback(self, request) -> None:
         # Safety net for an exception that escaped the tweens (response
@@ -111,8 +111,8 @@ class _Handover:
             return
         request = stream.request
         callbacks = self.deferred
-        callbacks.extend(request.finished_callbacks)
-        request.finished_callbacks = callbacks
+        callbacks.extend(take_finished_callbacks(request))
+        put_finished_callbacks(request, callbacks)
         while callbacks:
             callback = callbacks.popleft()
             try:

@@ -12,6 +12,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterable, NoReturn
 
+from ._compat import client_disconnected_error
 from .context import request_context
 from .events import Outcome, Recorded, transaction_outcome
 from .items import Batch, StreamEncodeError, flush
@@ -29,17 +30,6 @@ _RUN_MAX = 1000
 class _ClientGone(Exception):
     # internal: the server says the client left (see StreamIterator._check_client)
     pass
-
-
-def _client_disconnected_error() -> Exception:
-    # What the server expects when its client left: waitress logs its own
-    # ClientDisconnected at INFO and closes the connection without the
-    # terminating chunk. (Only waitress sets the probe this is used for.)
-    try:
-        from waitress.channel import ClientDisconnected
-    except ImportError:  # pragma: no cover - someone else set the key
-        return ConnectionAbortedError('client disconnected')
-    return ClientDisconnected('client disconnected; the stream was closed')
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -462,7 +452,7 @@ class StreamIterator:
         # the server, which cuts the response quietly.
         self.outcome = Outcome.DISCONNECTED
         self.close()
-        raise _client_disconnected_error() from None
+        raise client_disconnected_error() from None
 
     def _close_with_error(self, exc: BaseException) -> tuple:
         # Close with outcome ``error``; the request (taken first: a closed

@@ -21,6 +21,7 @@ from pyramid.httpexceptions import HTTPException
 from pyramid.response import FileIter
 from webob.static import FileIter as WebObFileIter
 
+from ._compat import app_iter_is_list
 from .lifecycle import hand_over
 from .renderers.encoders import RawEncoder
 from .settings import StreamSettings, get_settings
@@ -80,9 +81,8 @@ def stream_tween_factory(handler, registry):
     def stream_tween(request):
         response = handler(request)
         # The fast path, one check: a list body (every renderer's, every
-        # ``Response(body=...)``). ``_app_iter`` is what WebOb's ``app_iter``
-        # property returns, read without calling the property.
-        if getattr(response, '_app_iter', None).__class__ is list:
+        # ``Response(body=...)``).
+        if app_iter_is_list(response):
             return response
         app_iter = getattr(response, 'app_iter', None)
         if app_iter.__class__ is list or isinstance(app_iter, StreamIterator):

@@ -33,7 +33,6 @@ import decimal
 import enum
 import inspect
 import json
-import operator
 import types
 import uuid
 from typing import Any, Callable
@@ -42,6 +41,7 @@ from pyramid.interfaces import IJSONAdapter, IRendererFactory
 from pyramid.renderers import JSON
 from zope.interface import implementedBy, providedBy
 
+from .._compat import json_renderer_parts, row_result
 from ..items import ResultRows
 
 try:  # the ``fast`` extra
@@ -98,9 +98,6 @@ def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
         namespace,
     )
     return namespace['one'], namespace['many']
-
-
-_parent_of = operator.attrgetter('_parent')
 
 
 def _isoformat_idiom(obj, request):
@@ -161,7 +158,10 @@ class _RowToDict:
         self.conversion: Callable[[type], Callable[[Any], Any] | None] = lambda cls: None
 
     def _converter(self, row) -> Callable[[Any], dict]:
-        parent = getattr(row, '_parent', None)
+        try:
+            parent = row_result(row)
+        except AttributeError:
+            parent = None
         if parent is None or parent is not self.parent:
             conversion = self.conversion
             convert_at = {}
@@ -189,13 +189,13 @@ class _RowToDict:
         parent = self.parent
         if not one_result and parent is not None:
             try:  # C-speed check that they all come from one result
-                one_result = set(map(_parent_of, rows)) == {parent}
+                one_result = set(map(row_result, rows)) == {parent}
             except AttributeError:  # not all rows
                 pass
         if one_result:
             return self.convert_many(rows)
         try:
-            return [convert(row) if row._parent is parent else self(row) for row in rows]
+            return [convert(row) if row_result(row) is parent else self(row) for row in rows]
         except AttributeError:  # not all rows: leave them to the default hook
             return [self(row) if isinstance(row, Row) else row for row in rows]
 
@@ -302,11 +302,10 @@ class JSONEncoding:
         renderer = request.registry.queryUtility(IRendererFactory, name='json')
         if not isinstance(renderer, JSON):
             renderer = _DEFAULT_RENDERER
-        kw = dict(renderer.kw)
+        serializer, kw, components = json_renderer_parts(renderer)
         if one_line:
             kw.pop('indent', None)
         self.request = request
-        components = renderer.components
         # An app adapter takes precedence over a built-in.
         self.converters = {
             cls: convert
@@ -325,7 +324,7 @@ class JSONEncoding:
         #: how values become bytes: the app's serializer, the standard
         #: library's json, or orjson (see :func:`choose_codec`)
         self.codec: Codec = choose_codec(
-            renderer.serializer, kw, self.default, components, self._prepare
+            serializer, kw, self.default, components, self._prepare
         )
         # the types the serializer encodes by itself (None: unknown, custom)
         self._native = self.codec.native
