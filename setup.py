@@ -22,15 +22,27 @@ extras = {
     'jinja2': ['pyramid_jinja2 >= 2.10'],
     # tgstream-create: a new project from the packaged cookiecutter template
     'scaffold': ['cookiecutter >= 2.1'],
+    # the browser test of the demo's /live page (with a system Chromium)
+    'browser': ['playwright >= 1.40'],
+    # the documentation site (docs/): sphinx-build -W, and its doctests
+    'docs': ['Sphinx >= 7', 'furo'],
 }
-extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + [
+# live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
+# gevent by itself) and gunicorn's gevent worker for many streams per process
+extras['live'] = extras['sqlalchemy'] + [
+    'psycopg >= 3.2',
+    'gevent >= 23.9',
+    'gunicorn >= 21',
+]
+# the demo's output is what the README shows: orjson's, hence 'fast'
+extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
     'pyramid_retry',
     'pyramid_debugtoolbar',
     'plaster_pastedeploy',
     'waitress',
 ]
 extras['testing'] = sorted(
-    set(extras['demo'] + extras['fast'])
+    set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
     | {
         'pytest >= 7',
         'WebTest >= 3',

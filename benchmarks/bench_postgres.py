@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import statistics
 import sys
 import time
@@ -324,6 +325,11 @@ def write_section(path: str, text: str) -> None:
     before = current.split(SECTION)[0].rstrip('\n')
     _, marker, after = current.partition(OVERHEAD_MARKER)
     after = '\n' + marker + after if marker else ''
+    # keep the live benchmark's section (bench_live.py), wherever it is
+    live = re.search(r'<!-- bench_live: begin -->.*?<!-- bench_live: end -->\n?', current, re.S)
+    if live and live.group(0) not in after:
+        before = before.replace(live.group(0), '').rstrip('\n')
+        after += '\n' + live.group(0)
     with open(path, 'w') as f:
         f.write((before + '\n\n' if before else '') + text + after)
 

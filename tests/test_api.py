@@ -8,8 +8,8 @@ import tgstream
 STABLE = {
     'Batch', 'ServerSentEvent', 'StreamEncodeError', 'StreamFinished',
     'StreamIterator', 'abort_session', 'checkpoint', 'commit_session',
-    'content_disposition', 'expose', 'flush', 'includeme', 'request',
-    'sse_idle', 'stream_query',
+    'content_disposition', 'expose', 'flush', 'includeme', 'listen', 'notify',
+    'request', 'sse_idle', 'stream_query',
 }
 
 
@@ -42,6 +42,8 @@ def test_documented_submodule_names_resolve():
         'tgstream.renderers.Encoder', 'tgstream.renderers.BaseEncoder',
         'tgstream.renderers.csvsafe.guard_row', 'tgstream.renderers.csvsafe.guard_cell',
         'tgstream.renderers.templates.jinja2_stream_renderer',
+        'tgstream.live.PayloadTooLarge', 'tgstream.live.LiveStream',
+        'tgstream.live.get_hub', 'tgstream.live.stop_hub',
     ):
         module, _, name = dotted.rpartition('.')
         assert hasattr(importlib.import_module(module), name), dotted

@@ -129,6 +129,15 @@ def test_transaction_commit_and_abort_can_be_shadowed():
         manager.get()
 
 
+def test_transaction_manager_of_a_transaction():
+    manager = transaction.TransactionManager(explicit=True)
+    txn = manager.begin()
+    assert _compat.transaction_manager_of(txn) is manager, (
+        'transaction.Transaction._manager changed: tgstream.live names the manager')
+    manager.abort()
+    assert _compat.transaction_manager_of(txn) is None
+
+
 def test_sqlalchemy_row_result_and_batch_expunge():
     sqlalchemy = pytest.importorskip('sqlalchemy')
     from sqlalchemy.orm import Session

@@ -135,7 +135,7 @@ def test_index_explains_and_links_every_endpoint(app, testapp):
 def test_index_shows_a_curl_command_per_endpoint(testapp):
     text = testapp.get('/').text
     for command in ('curl -N -X POST http://localhost/tg/stream_write',
-                    'curl -N -F file=@users.csv http://localhost/users/import',
+                    'curl -N -F file=@users.csv -F existing=update http://localhost/users/import',
                     'curl -N &#39;http://localhost/events?count=3&#39;',
                     'curl -N http://localhost/users.csv'):
         assert '<code>%s</code>' % command in text
@@ -346,6 +346,37 @@ def test_import_an_edited_export_ignores_ids(app, testapp):
     assert exported['name'] == 'edited' and exported['id'] == SEEDED + 1
 
 
+def test_an_export_imports_back_with_existing_update(app, testapp):
+    """The index's round trip: download users.csv, edit it (or not), import
+    it with existing=update: the users are updated, none added."""
+    exported = testapp.get('/users.csv').body
+    edited = exported.replace(b'user000007@example.com', b'seven@example.net')
+    res = testapp.post('/users/import', upload_files=[('file', 'users.csv', edited)],
+                       params={'existing': 'update'}, status=200)
+    lines = progress(res)
+    assert lines[-1]['status'] == 'written' and lines[-1]['written'] == SEEDED
+    assert count(app) == SEEDED
+    users = {u['name']: u for u in testapp.get('/users.json').json}
+    assert users['user000007']['email'] == 'seven@example.net'
+    assert testapp.get('/users.csv').body == edited  # nothing else changed
+    # without it, the first existing name aborts everything
+    res = post_upload(testapp, exported, status=200)
+    assert progress(res)[-1]['error'] == "line 2: a user named 'user000001' already exists"
+    res = testapp.post('/users/import?existing=maybe', exported, content_type='text/csv',
+                       status=400)
+    assert "existing='maybe' is not valid" in res.text
+
+
+def test_the_default_limit_takes_the_export_of_the_seeded_users(testapp):
+    """demo.import.max_bytes (default) is above the export of the default
+    number of seeded users, extrapolated from this one, with a margin."""
+    from tgstream.demo.settings import DemoSettings
+
+    defaults = DemoSettings()
+    exported = len(testapp.get('/users.csv').body)
+    assert exported / SEEDED * defaults.seed_users * 1.5 < defaults.import_max_bytes
+
+
 BAD_FILES = [
     pytest.param('name,email\nJosé,jose@example.com\n'.encode('latin-1'),
                  'not UTF-8 text: byte 0xe9 at offset 14 (line 2)', id='wrong-encoding'),
@@ -466,3 +497,17 @@ def test_events(testapp):
 def test_events_bad_count_is_a_400(testapp):
     res = testapp.get('/events', {'count': 'lots'}, status=400)
     assert '?count=lots is not valid' in res.text
+
+
+def test_the_demo_extra_installs_orjson(monkeypatch):
+    """The demo's curl tour (docs/demo.rst) shows orjson's output: the demo extra has it."""
+    import pathlib
+    import runpy
+
+    import setuptools
+
+    extras = {}
+    monkeypatch.setattr(setuptools, 'setup', lambda **kw: extras.update(kw['extras_require']))
+    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+    runpy.run_path('setup.py')
+    assert any(r.startswith('orjson') for r in extras['demo'])

@@ -177,3 +177,26 @@ def test_an_unadapted_object_is_still_refused(make_testapp):
 
     with pytest.raises(Exception, match='Report'):
         make_testapp(setup).get('/r')
+
+
+@pytest.mark.parametrize('renderer', ['csv', 'ndjson', 'sse'])
+def test_stream_only_renderer_without_stream_says_so(renderer):
+    """Not Pyramid's "No such renderer factory" at the first request: a
+    configuration error naming the view and stream=True."""
+    with pytest.raises(ConfigurationError) as info:
+        configure(renderer=renderer)
+    message = str(info.value)
+    assert 'tests.test_deriver.counting' in message
+    assert "renderer %r streams only with stream=True" % renderer in message
+
+
+def test_a_pyramid_renderer_of_the_same_name_is_left_alone():
+    def csv_factory(info):
+        return lambda value, system: 'plain'
+
+    with Configurator() as config:
+        config.include('tgstream')
+        config.add_renderer('csv', csv_factory)
+        config.add_route('r', '/r')
+        config.add_view(counting, route_name='r', renderer='csv')
+        config.make_wsgi_app()  # no error: Pyramid renders it

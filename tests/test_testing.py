@@ -185,6 +185,16 @@ def test_serve_gunicorn_streams_and_cuts(tmp_path):
                 with pytest.raises(httpx.RemoteProtocolError):
                     response.read()
         assert any('Booting worker' in line for line in server.output)
+        # one failure, one traceback: tgstream's; gunicorn's line is short
+        deadline = time.monotonic() + 10
+        while not any('Error handling request' in line for line in server.output):
+            assert time.monotonic() < deadline, server.output
+            time.sleep(0.05)
+        output = list(server.output)
+        (gunicorn_line,) = [line for line in output if 'Error handling request' in line]
+        assert gunicorn_line.endswith(
+            'RuntimeError: boom (a failed stream; tgstream logged its traceback)')
+        assert sum('Traceback (most recent call last)' in line for line in output) == 1
     assert server.process.poll() is not None
 
 

@@ -19,10 +19,12 @@ from .deriver import stream_view
 from .events import StreamFinished
 from .headers import content_disposition
 from .items import Batch, StreamEncodeError, flush
+from .live import listen, notify
 from .proxies import request
 from .query import stream_query
 from .renderers import add_stream_renderer
 from .renderers.sse import ServerSentEvent, sse_idle
+from .serverlog import install_server_log_filter
 from .sessions import abort_session, commit_session
 from .settings import parse_settings
 from .stream import StreamIterator
@@ -43,6 +45,8 @@ __all__ = [
     'expose',
     'flush',
     'includeme',
+    'listen',
+    'notify',
     'request',
     'sse_idle',
     'stream_query',
@@ -98,9 +102,12 @@ def includeme(config) -> None:
       toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).
     - ``tgstream.StreamFinished`` is notified once per stream, after it
       ended, with its outcome.
+    - ``tgstream.notify(request, channel, payload)`` and
+      ``tgstream.listen(request, channel)``: live streams fed by committed
+      notifications (``tgstream.live.*`` settings).
 
     Settings (``tgstream.*``) are checked when the configuration is
-    committed; see README.rst.
+    committed; see docs/streaming.rst ("Settings").
     """
     settings = config.get_settings()
 
@@ -114,6 +121,8 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
+    install_server_log_filter()
     config.include('.guard')
     config.include('.renderers')
     config.include('.toolbar')
+    config.include('.live')

@@ -99,6 +99,14 @@ def defer_commit_abort(txn: Any, commit: Callable, abort: Callable) -> None:
     txn.abort = abort
 
 
+def transaction_manager_of(txn: Any) -> Any:
+    """``transaction.Transaction._manager``, the manager that began ``txn``
+    (``None`` once it ended): a data manager is to expose it as its
+    ``transaction_manager`` (``IDataManager``), and a transaction has no
+    public way to name its manager. (tgstream.live's in-process backend.)"""
+    return getattr(txn, '_manager', None)
+
+
 def undefer_commit_abort(txn: Any) -> None:
     """Remove what :func:`defer_commit_abort` set (the class methods again)."""
     txn.__dict__.pop('commit', None)

@@ -14,13 +14,18 @@ a generic name would collide with other add-ons' predicates.
 from __future__ import annotations
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.interfaces import IResponse
+from pyramid.interfaces import IRendererFactory, IResponse
 from pyramid.response import Response
 from pyramid.util import object_description
 
 from .headers import content_disposition, is_media_type
 from .lifecycle import hand_over
-from .renderers import check_iterable, find_stream_renderer, renderer_accepts_mapping
+from .renderers import (
+    IStreamRendererFactory,
+    check_iterable,
+    find_stream_renderer,
+    renderer_accepts_mapping,
+)
 from .settings import TRANSACTION_POLICIES, get_settings
 from .tween import POLICY_KEY, stream_response
 
@@ -98,11 +103,13 @@ def stream_view(view, info):
     """
     options = info.options
     if all(options.get(option) is None for option in OPTIONS):
+        _check_stream_only_renderer(info)
         return view
     name = describe_view(info)
     stream, policy, content_type, filename, stream_options = _check_options(info, name)
     disposition = content_disposition(filename) if filename else None
     if not stream:
+        _check_stream_only_renderer(info)
         if content_type is None and policy is None and disposition is None:
             return view
         return _plain_view(view, policy, content_type, disposition)
@@ -126,7 +133,9 @@ def stream_view(view, info):
         if disposition is not None:
             response.headers['Content-Disposition'] = disposition
         result = view(context, request)
-        chosen = policy or settings.transaction
+        # a live stream (tgstream.listen) asks for the ``view`` policy
+        chosen = (policy or getattr(result, 'tgstream_transaction', None)
+                  or settings.transaction)
         # Adapted the way Pyramid's rendered_view does: a registered
         # response adapter (config.add_response_adapter) makes a Response.
         if result.__class__ is Response:
@@ -143,6 +152,24 @@ def stream_view(view, info):
         return response
 
     return streaming_view
+
+
+def _check_stream_only_renderer(info) -> None:
+    # ``renderer='csv'`` (ndjson, sse) without stream=True: Pyramid would
+    # only fail at the first request with "No such renderer factory csv".
+    renderer = info.options.get('renderer')
+    key = getattr(renderer, 'type', None)
+    if not key or getattr(renderer, 'name', None) is None:
+        return
+    registry = info.registry
+    if registry.queryUtility(IRendererFactory, name=key) is not None:
+        return
+    if registry.queryUtility(IStreamRendererFactory, name=key) is not None:
+        raise ConfigurationError(
+            'view %s: renderer %r streams only with stream=True (it is a tgstream '
+            'stream renderer, not a Pyramid renderer); add stream=True to the view'
+            % (describe_view(info), renderer.name)
+        )
 
 
 def _plain_view(view, policy, content_type, disposition):

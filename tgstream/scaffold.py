@@ -9,10 +9,18 @@ cookiecutter on it and passes every argument through::
     tgstream-create --no-input project_name="Shop Feed" -o ~/src
 
 cookiecutter is the ``scaffold`` extra; without it the command says so.
+
+The generated ``pyproject.toml`` requires the tgstream that runs the command
+(:func:`tgstream_requirement`): from a checkout or a wheel file that is a
+direct reference (``tgstream @ file:///...``), so that the project's
+``pip install -e ".[testing]"`` works in a fresh virtualenv before tgstream
+is on the package index.
 """
 from __future__ import annotations
 
+import json
 import sys
+from importlib import metadata
 from pathlib import Path
 
 #: the directory holding tgstream's cookiecutter templates
@@ -31,9 +39,41 @@ def template_path(name: str = 'starter') -> Path:
     return path
 
 
+def tgstream_requirement(dist: metadata.Distribution | None = None) -> str:
+    """The requirement for the running tgstream, for a generated project.
+
+    Run from a checkout (editable install): a direct reference to it,
+    ``tgstream @ file:///path/to/checkout``; installed from a wheel or sdist
+    file, a VCS or a URL: that (PEP 610's ``direct_url.json``); from a
+    package index: ``tgstream >= <its version>``. ``dist`` (for tests) is
+    the distribution to describe instead of the running one.
+    """
+    if dist is None:
+        checkout = Path(__file__).resolve().parents[1]
+        if (checkout / 'setup.py').is_file():
+            return 'tgstream @ %s' % checkout.as_uri()
+        # several "tgstream" metadata may be on sys.path (a checkout's
+        # egg-info in the working directory): the installed one has a
+        # direct_url.json when it did not come from an index
+        found = list(metadata.distributions(name='tgstream'))
+        with_url = [d for d in found if d.read_text('direct_url.json')]
+        dist = (with_url or found or [metadata.distribution('tgstream')])[0]
+    text = dist.read_text('direct_url.json')
+    if not text:
+        return 'tgstream >= %s' % dist.version
+    info = json.loads(text)
+    url = info['url']
+    vcs = info.get('vcs_info')
+    if vcs:
+        url = '%s+%s@%s' % (vcs['vcs'], url, vcs.get('commit_id') or vcs.get('requested_revision'))
+    return 'tgstream @ %s' % url
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run cookiecutter's command line on the ``starter`` template."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a.startswith('_tgstream_requirement=') for a in args):
+        args.append('_tgstream_requirement=%s' % tgstream_requirement())
     try:
         from cookiecutter.cli import main as cookiecutter_command
     except ImportError:

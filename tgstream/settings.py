@@ -25,7 +25,7 @@ _resolver = DottedNameResolver(None)
 
 @dataclasses.dataclass(frozen=True)
 class StreamSettings:
-    """Parsed ``tgstream.*`` settings (see README.rst, "Settings")."""
+    """Parsed ``tgstream.*`` settings (see docs/streaming.rst, "Settings")."""
 
     #: ``tgstream.transaction``: default transaction policy of every stream.
     transaction: str = 'stream'
@@ -153,6 +153,10 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)
 
+#: Setting prefixes parsed (and checked for unknown keys) elsewhere:
+#: ``tgstream.live.*`` by :mod:`tgstream.live.config`.
+DELEGATED_PREFIXES = ('tgstream.live.',)
+
 
 def parse_settings(settings: Mapping[str, Any] | None) -> StreamSettings:
     """Parse the ``tgstream.*`` keys of ``settings``.
@@ -165,6 +169,7 @@ def parse_settings(settings: Mapping[str, Any] | None) -> StreamSettings:
         key
         for key in settings
         if key.startswith('tgstream.') and key not in KNOWN_SETTINGS
+        and not key.startswith(DELEGATED_PREFIXES)
     )
     if unknown:
         raise ConfigurationError(

@@ -19,6 +19,7 @@ from .context import request_context
 from .events import Outcome, Recorded, transaction_outcome
 from .items import StreamEncodeError, flush
 from .renderers.encoders import Encoder
+from .serverlog import mark_logged
 
 # (flush and StreamEncodeError: importable from here as before)
 __all__ = ['FAST_PULL', 'FAST_RUN', 'StreamEncodeError', 'StreamIterator', 'flush']
@@ -297,6 +298,8 @@ class StreamIterator:
             _describe_error(exc),
             exc_info=exc,
         )
+        # the server logs it again when it cuts the response: keep that short
+        mark_logged(exc)
         if _close_delimited(request):
             log.warning(
                 'stream %s failed on a close-delimited %s response: the client '

@@ -87,7 +87,9 @@ def stream_tween_factory(handler, registry):
         app_iter = getattr(response, 'app_iter', None)
         if app_iter.__class__ is list or isinstance(app_iter, StreamIterator):
             return response
-        policy = request.environ.get(POLICY_KEY) or settings.transaction
+        policy = (request.environ.get(POLICY_KEY)
+                  or getattr(app_iter, 'tgstream_transaction', None)
+                  or settings.transaction)
         return stream_response(request, response, policy, settings)
 
     return stream_tween

@@ -80,10 +80,15 @@ SECTIONS: tuple[tuple[str, tuple[Endpoint, ...]], ...] = (
                  'upload a CSV (columns name, email; optional fullname, joined; '
                  'id ignored): bad files get a 400 before anything is written; '
                  'progress streams as NDJSON; every row is committed at the end, '
-                 'or none', '-F file=@users.csv'),
+                 'or none; existing=update updates the users an export names, '
+                 'so users.csv imports back', '-F file=@users.csv -F existing=update'),
         Endpoint('events', '/events', 'GET',
                  'server-sent events: a tick every demo.pause seconds with the '
                  'user count (?count=N, default 10)', '?count=3'),
+        Endpoint('users_feed', '/users/feed', 'GET',
+                 'a live feed: server-sent events for every committed import '
+                 'batch, in every open page and every worker process '
+                 '(tgstream.listen); reset when the page should reload'),
     )),
 )
 

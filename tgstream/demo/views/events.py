@@ -1,4 +1,5 @@
-"""Server-sent events: a tick with the current user count, then ``end``."""
+"""Server-sent events: a tick with the current user count, then ``end``;
+and the live feed of imported users."""
 from __future__ import annotations
 
 import datetime
@@ -6,6 +7,7 @@ import time
 
 from sqlalchemy import func, select
 
+import tgstream
 from tgstream import ServerSentEvent, expose
 
 from ..models import User
@@ -30,3 +32,10 @@ def events(request):
             'users': request.dbsession.scalar(users),
         })
     yield ServerSentEvent(event='end', data={'ticks': count})
+
+
+@expose('sse', route_name='users_feed', stream=True)
+def users_feed(request):
+    """Users as imports commit (``users`` channel, from any process with the
+    PostgreSQL backend); a ``reset`` event when the page should reload."""
+    return tgstream.listen(request, 'users')

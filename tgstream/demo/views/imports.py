@@ -6,7 +6,9 @@ missing columns, oversized or invalid fields, duplicate names -- is found
 while the view runs, before the stream's first item, so it is a plain 400
 and nothing is written. What can only be found while writing (a name that
 already exists in the database) dooms the transaction and ends the stream
-with an ``aborted`` line: nothing is committed. Otherwise every row is
+with an ``aborted`` line: nothing is committed -- unless the request says
+``existing=update`` (a query or form parameter): then such rows update the
+user of that name, so an export (edited or not) can be imported back. Otherwise every row is
 committed when the stream ends, before its last bytes are sent.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pyramid.httpexceptions import HTTPMethodNotAllowed
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+import tgstream
 from tgstream import expose
 
 from ..models import User
@@ -165,8 +168,23 @@ def check_users(data: bytes) -> int:
     return total
 
 
-def insert_new(session, rows: list[dict]) -> set[str]:
+#: what ``existing=`` may say about rows naming a user that exists
+EXISTING = ('error', 'update')
+
+
+def existing_mode(request) -> str:
+    value = request.params.get('existing', 'error')
+    if value not in EXISTING:
+        raise reject('existing=%r is not valid; use existing=error (the default) '
+                     'or existing=update' % value[:40])
+    return value
+
+
+def insert_new(session, rows: list[dict], update: bool = False) -> set[str]:
     """Insert ``rows``; the names that already existed (not inserted).
+
+    With ``update``, a row naming a user that exists updates that user
+    (``ON CONFLICT (name) DO UPDATE``) and the result is empty.
 
     One ``INSERT ... ON CONFLICT (name) DO NOTHING RETURNING name`` per
     batch: each row is checked against the unique index on ``name``. (A
@@ -189,17 +207,26 @@ def insert_new(session, rows: list[dict]) -> set[str]:
         return taken
     # ORM-enabled (an entity, not its table): zope.sqlalchemy then knows
     # the session wrote, and the transaction commits
-    statement = (
-        dialect_insert(User)
-        .on_conflict_do_nothing(index_elements=['name'])
-        .returning(User.name)
-    )
+    statement = dialect_insert(User)
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=['name'],
+            set_={c: statement.excluded[c] for c in ('fullname', 'email', 'joined')},
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=['name'])
+    statement = statement.returning(User.name)
     inserted = set(session.scalars(statement, rows))
     return {row['name'] for row in rows} - inserted
 
 
-def write_rows(request, rows: Iterator[tuple[int, dict]], total: int, batch: int):
-    """Insert ``rows`` ``batch`` at a time, yielding progress objects."""
+def write_rows(request, rows: Iterator[tuple[int, dict]], total: int, batch: int,
+               existing: str = 'error'):
+    """Insert ``rows`` ``batch`` at a time, yielding progress objects.
+
+    A row naming a user that exists aborts everything, or with
+    ``existing='update'`` updates that user.
+    """
     session = request.dbsession
     written = 0
     yield {'status': 'started', 'rows': total, 'written': 0}
@@ -209,7 +236,8 @@ def write_rows(request, rows: Iterator[tuple[int, dict]], total: int, batch: int
             break
         error = None
         try:
-            taken = insert_new(session, [row for _, row in chunk])
+            taken = insert_new(session, [row for _, row in chunk],
+                               update=existing == 'update')
         except IntegrityError:
             # written by someone else meanwhile; the driver's message is
             # for the log, not the client
@@ -226,18 +254,34 @@ def write_rows(request, rows: Iterator[tuple[int, dict]], total: int, batch: int
                    'error': error, 'committed': 0}
             return
         written += len(chunk)
+        announce(request, chunk)
         yield {'status': 'writing', 'rows': total, 'written': written}
     yield {'status': 'written', 'rows': total, 'written': written,
            'committed': 'when this response ends'}
 
 
+#: users named in one live notification (the rest are counted): a
+#: notification must stay under PostgreSQL's 8000 bytes
+ANNOUNCED = 20
+
+
+def announce(request, chunk: list[tuple[int, dict]]) -> None:
+    """Tell every open /live page (``users`` channel) about a written batch;
+    delivered only if the import commits."""
+    users = [{'name': row['name'], 'email': row['email'], 'fullname': row['fullname']}
+             for _, row in chunk[:ANNOUNCED]]
+    tgstream.notify(request, 'users', {'users': users, 'more': len(chunk) - len(users)})
+
+
 @expose('ndjson', route_name='users_import', request_method='POST', stream=True)
 def import_users(request):
     settings = demo_settings(request)
+    existing = existing_mode(request)
     data = read_upload(request, settings.import_max_bytes)
     decode(data)  # a 400 for a file that is not UTF-8 (the text is not kept)
     total = check_users(data)  # every problem with the file, before writing
-    return write_rows(request, _users(data, seen=None), total, settings.import_batch)
+    return write_rows(request, _users(data, seen=None), total, settings.import_batch,
+                      existing)
 
 
 @expose(route_name='users_import', request_method='GET')

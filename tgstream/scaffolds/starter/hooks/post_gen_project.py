@@ -2,6 +2,7 @@
 import shutil
 
 USE_ALEMBIC = '{{ cookiecutter.use_alembic }}' == 'yes'
+REQUIREMENT = '{{ cookiecutter._tgstream_requirement }}'
 
 if not USE_ALEMBIC:
     shutil.rmtree('alembic')
@@ -14,5 +15,6 @@ print(
     + ('    alembic -c development.ini upgrade head\n' if USE_ALEMBIC else '')
     + '    initialize_{{ cookiecutter.repo_name }}_db development.ini\n'
     '    pytest\n'
-    '    pserve development.ini\n'
+    '    pserve development.ini              # http://localhost:6544\n'
+    + ('\npyproject.toml requires %s\n' % REQUIREMENT if REQUIREMENT != 'tgstream' else '')
 )

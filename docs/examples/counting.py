@@ -1,0 +1,24 @@
+"""The quick start's app: one streaming view, ``/count``."""
+import time
+
+from pyramid.config import Configurator
+
+from tgstream import expose
+
+#: seconds between two lines (the documentation's tests set 0)
+PAUSE = 1.0
+
+
+@expose(route_name='count', stream=True, content_type='text/plain')
+def count(request):
+    for n in range(1, 11):
+        yield '%s\n' % n
+        time.sleep(PAUSE)
+
+
+def main(global_config=None, **settings):
+    with Configurator(settings=settings) as config:
+        config.include('tgstream')          # or: pyramid.includes = tgstream
+        config.add_route('count', '/count')
+        config.scan('examples.counting')
+        return config.make_wsgi_app()
