@@ -20,6 +20,7 @@ from pyramid.response import Response
 from waitress.channel import ClientDisconnected
 
 import tgstream
+import tgstream.coalesce as coalesce_module
 import tgstream.stream as stream_module
 from tests.dbapp import User, build_db_app, count_users, seed_users
 from tgstream.renderers.encoders import RawEncoder
@@ -44,7 +45,7 @@ def raw_stream(items, **kw):
 
 
 class Clock:
-    """A fake ``time`` for tgstream.stream: pulls take no time unless the
+    """A fake ``time`` for tgstream.stream and tgstream.coalesce: pulls take no time unless the
     view's code advances it."""
 
     def __init__(self):
@@ -58,6 +59,7 @@ class Clock:
 def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(stream_module, 'time', clock)
+    monkeypatch.setattr(coalesce_module, 'time', clock)
     return clock
 
 

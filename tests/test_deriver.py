@@ -132,6 +132,53 @@ def test_a_view_without_tgstream_options_is_returned_as_is(options):
     assert stream_view(counting, Info) is counting
 
 
+class Report:
+    """A view result a registered response adapter turns into a Response."""
+
+    def __init__(self, lines):
+        self.lines = lines
+
+
+def report_response(report):
+    from pyramid.response import Response
+
+    def body():
+        for line in report.lines:
+            yield line.encode() + b'\n'
+
+    return Response(app_iter=body(), content_type='text/x-report')
+
+
+def test_a_registered_response_adapter_is_used_like_rendered_view(make_testapp):
+    # Pyramid's rendered_view adapts a result with queryAdapterOrSelf(result,
+    # IResponse); a stream view does the same, and streams the adapted body.
+    seen = []
+
+    def view(request):
+        seen.append(request)
+        return Report(['a', 'b'])
+
+    def setup(config):
+        config.add_response_adapter(report_response, Report)
+        config.add_route('r', '/r')
+        config.add_view(view, route_name='r', stream=True)
+
+    app = make_testapp(setup)
+    response = app.get('/r')
+    assert response.body == b'a\nb\n'
+    assert response.content_type == 'text/x-report'
+    assert len(seen) == 1
+
+
+def test_an_unadapted_object_is_still_refused(make_testapp):
+    def setup(config):
+        config.add_route('r', '/r')
+        config.add_view(lambda request: Report([]), route_name='r', stream=True)
+
+    with pytest.raises(Exception, match='Report'):
+        make_testapp(setup).get('/r')
+
+
 @pytest.mark.parametrize('renderer', ['csv', 'ndjson', 'sse'])
 def test_stream_only_renderer_without_stream_says_so(renderer):
     """Not Pyramid's "No such renderer factory" at the first request: a

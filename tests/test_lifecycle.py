@@ -1,4 +1,4 @@
-"""``tgstream.lifecycle.start_stream``: the hand-over of a primed stream to
+"""``tgstream.lifecycle.hand_over``: the hand-over of a primed stream to
 its request (deferred finished callbacks, the order of the close hooks, and
 streams that never reach the server)."""
 from __future__ import annotations

@@ -8,7 +8,7 @@ and ``close()`` and pops it afterwards, on whatever thread runs them.
 """
 from __future__ import annotations
 
-from pyramid.threadlocal import manager
+from ._compat import threadlocal_stack
 
 
 class request_context:
@@ -26,9 +26,9 @@ class request_context:
         self.info = {'request': request, 'registry': request.registry}
 
     def __enter__(self) -> None:
-        stack = manager.stack
+        stack = threadlocal_stack()
         self.depth = len(stack)
         stack.append(self.info)
 
     def __exit__(self, *exc_info) -> None:
-        del manager.stack[self.depth:]
+        del threadlocal_stack()[self.depth:]

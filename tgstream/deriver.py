@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRendererFactory, IResponse
+from pyramid.response import Response
 from pyramid.util import object_description
 
 from .headers import content_disposition, is_media_type
-from .lifecycle import start_stream
+from .lifecycle import hand_over
 from .renderers import (
     IStreamRendererFactory,
     check_iterable,
@@ -26,7 +27,6 @@ from .renderers import (
     renderer_accepts_mapping,
 )
 from .settings import TRANSACTION_POLICIES, get_settings
-from .stream import StreamIterator
 from .tween import POLICY_KEY, stream_response
 
 #: The view options tgstream adds to every view: its own, prefixed names
@@ -136,17 +136,19 @@ def stream_view(view, info):
         # a live stream (tgstream.listen) asks for the ``view`` policy
         chosen = (policy or getattr(result, 'tgstream_transaction', None)
                   or settings.transaction)
-        if IResponse.providedBy(result):
-            return stream_response(request, result, chosen, settings, True)
+        # Adapted the way Pyramid's rendered_view does: a registered
+        # response adapter (config.add_response_adapter) makes a Response.
+        if result.__class__ is Response:
+            adapted = result
+        else:
+            adapted = registry.queryAdapterOrSelf(result, IResponse)
+        if adapted is not None:
+            return stream_response(request, adapted, chosen, settings, True)
         items, encoder = renderer(check_iterable(result, name, accepts_mapping), request)
-        stream = StreamIterator(
-            request, items, encoder, name=name,
-            chunk_size=settings.chunk_size,
-            flush_interval=settings.flush_interval,
+        hand_over(
+            request, response, items, encoder,
+            name=name, policy=chosen, settings=settings,
         )
-        stream.prime()
-        response.app_iter = stream
-        start_stream(request, response, stream, chosen, settings)
         return response
 
     return streaming_view

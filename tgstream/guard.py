@@ -28,8 +28,7 @@ import logging
 import traceback
 from typing import Any, Callable, Iterable
 
-from pyramid.interfaces import IExecutionPolicy
-from pyramid.router import default_execution_policy
+from ._compat import execution_policy, register_execution_policy
 
 log = logging.getLogger('tgstream')
 
@@ -154,11 +153,11 @@ def includeme(config) -> None:
 
     def register():
         registry = config.registry
-        current: Any = registry.queryUtility(IExecutionPolicy) or default_execution_policy
+        current: Any = execution_policy(registry)
         if getattr(current, 'wrapped', None) is not None and (
             current.__name__ == 'tgstream_execution_policy'
         ):
             return
-        registry.registerUtility(guard_policy(current), IExecutionPolicy)
+        register_execution_policy(registry, guard_policy(current))
 
     config.action(('tgstream', 'execution policy'), register, order=20)

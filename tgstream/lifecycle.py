@@ -1,4 +1,4 @@
-"""Hand a primed stream over to its request.
+"""Build, prime and hand a stream over to its request: :func:`hand_over`.
 
 Pyramid runs finished callbacks and pops the request context before the
 server iterates the body; the hand-over moves the request's finished
@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import deque
+from typing import Any, Iterable
 
+from ._compat import put_finished_callbacks, take_finished_callbacks
 from .compress import compress_stream
 from .events import StreamFinished
 from .guard import register_stream, unregister_stream
+from .renderers.encoders import Encoder
 from .sessions import SessionFinisher
 from .settings import StreamSettings
 from .stream import StreamIterator
@@ -22,14 +25,40 @@ from .transaction import StreamTransaction
 log = logging.getLogger('tgstream')
 
 
-def start_stream(
-    request, response, stream: StreamIterator, policy: str, settings: StreamSettings
-) -> None:
-    """Attach ``stream`` (already primed) to ``request`` and ``response``.
+def hand_over(
+    request,
+    response,
+    items: Iterable[Any],
+    encoder: Encoder,
+    *,
+    name: str,
+    policy: str,
+    settings: StreamSettings,
+    content_length: str | None = None,
+) -> StreamIterator:
+    """Build the stream of ``items``, prime it, make it ``response``'s body
+    and hand it over to ``request``; return it.
+
+    The one place both entry points (the ``stream=True`` view deriver and
+    the stream tween) go through. Priming runs here, inside the view's
+    tween chain: an error raised before the first item propagates (the
+    view's iterable is closed) and becomes the request's error response.
+    ``content_length`` is a Content-Length the view set itself on the body
+    it built (the tween's case): setting ``app_iter`` drops it, so it is put
+    back -- before compression decides whether the body can be gzipped.
 
     Order of the stream's ``on_close`` hooks: transaction, global session,
     deferred finished callbacks, :class:`~tgstream.events.StreamFinished`.
     """
+    stream = StreamIterator(
+        request, items, encoder, name=name,
+        chunk_size=settings.chunk_size,
+        flush_interval=settings.flush_interval,
+    )
+    stream.prime()
+    response.app_iter = stream
+    if content_length:
+        response.headers['Content-Length'] = content_length
     holder = StreamTransaction.attach(stream, request, policy)
     if settings.sqlalchemy_session is not None:
         SessionFinisher.attach(
@@ -46,6 +75,7 @@ def start_stream(
     stream.on_close.append(_forget)
     if settings.compress:
         compress_stream(request, response, stream)
+    return stream
 
 
 class _Handover:
@@ -68,8 +98,7 @@ class _Handover:
             # body, see tgstream.guard.)
             self.stream.close()
             return
-        self.deferred = request.finished_callbacks
-        request.finished_callbacks = deque()
+        self.deferred = take_finished_callbacks(request)
 
     def finished_callback(self, request) -> None:
         # Safety net for an exception that escaped the tweens (response
@@ -82,8 +111,8 @@ class _Handover:
             return
         request = stream.request
         callbacks = self.deferred
-        callbacks.extend(request.finished_callbacks)
-        request.finished_callbacks = callbacks
+        callbacks.extend(take_finished_callbacks(request))
+        put_finished_callbacks(request, callbacks)
         while callbacks:
             callback = callbacks.popleft()
             try:

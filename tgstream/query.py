@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterator
 
+from ._compat import batch_expunge
 from .items import Batch, ResultRows
 
 
@@ -39,9 +40,8 @@ def _expunge(session, objects) -> None:
         if state.session_id == key and not state.modified:
             states.append(state)
     # Session.expunge() costs ~6 us per object (it walks the cascades); the
-    # batch form it uses itself costs a tenth of that. Private API: fall back
-    # to the public one if it goes away.
-    expunge_states = getattr(session, '_expunge_states', None)
+    # batch form it uses itself costs a tenth of that (tgstream._compat).
+    expunge_states = batch_expunge(session)
     if expunge_states is not None:
         expunge_states(states)
     else:  # pragma: no cover

@@ -12,35 +12,21 @@ import time
 import weakref
 from typing import Any, Callable, Iterable, NoReturn
 
+from ._compat import client_disconnected_error
+from .coalesce import FAST_PULL, FAST_RUN, Coalescer
+from .coalesce import ClientGone as _ClientGone
 from .context import request_context
 from .events import Outcome, Recorded, transaction_outcome
-from .items import Batch, StreamEncodeError, flush
+from .items import StreamEncodeError, flush
 from .renderers.encoders import Encoder
 from .serverlog import mark_logged
+
+# (flush and StreamEncodeError: importable from here as before)
+__all__ = ['FAST_PULL', 'FAST_RUN', 'StreamEncodeError', 'StreamIterator', 'flush']
 
 log = logging.getLogger('tgstream')
 
 _MISSING = object()
-
-# At most this many items yielded one by one are encoded by one
-# encode_batch call (see StreamIterator._encode_run).
-_RUN_MAX = 1000
-
-
-class _ClientGone(Exception):
-    # internal: the server says the client left (see StreamIterator._check_client)
-    pass
-
-
-def _client_disconnected_error() -> Exception:
-    # What the server expects when its client left: waitress logs its own
-    # ClientDisconnected at INFO and closes the connection without the
-    # terminating chunk. (Only waitress sets the probe this is used for.)
-    try:
-        from waitress.channel import ClientDisconnected
-    except ImportError:  # pragma: no cover - someone else set the key
-        return ConnectionAbortedError('client disconnected')
-    return ClientDisconnected('client disconnected; the stream was closed')
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -59,14 +45,6 @@ def _close_delimited(request) -> bool:
     # connection closes, so a cut looks like a complete response.
     environ = getattr(request, 'environ', None) or {}
     return environ.get('SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0'
-
-
-#: A pull of the view's iterable that returns within this many seconds of
-#: the previous item is *fast* ...
-FAST_PULL = 0.002
-#: ... and only after this many fast pulls in a row are items held back to
-#: be joined into larger writes (see :class:`StreamIterator`).
-FAST_RUN = 16
 
 
 class StreamIterator:
@@ -96,7 +74,10 @@ class StreamIterator:
       hooks; each step runs even if an earlier one raised.
 
     ``fast_pull`` and ``fast_run`` (class attributes, :data:`FAST_PULL` and
-    :data:`FAST_RUN`) may be set per stream, e.g. in tests.
+    :data:`FAST_RUN`) may be set per stream, e.g. in tests. The delivery
+    rule and the encoding are :class:`tgstream.coalesce.Coalescer`'s (the
+    stream's ``coalescer``); this class keeps the request context, the
+    hooks, closing once and the outcome.
 
     It never defines ``__len__`` (waitress would take a one-item iterable's
     length as the Content-Length).
@@ -118,21 +99,23 @@ class StreamIterator:
         self.request = request
         self.name = name or getattr(request, 'path_info', '?')
         self.encoder = encoder
-        self.chunk_size = chunk_size
-        self.flush_interval = flush_interval
         self.source = items
-        self._iterator = iter(items)
+        probe = getattr(request, 'environ', {}).get('waitress.client_disconnected')
+        #: the delivery rule and the encoding (tgstream.coalesce)
+        self.coalescer = Coalescer(
+            items, encoder, name=self.name,
+            chunk_size=chunk_size, flush_interval=flush_interval,
+            client_gone=probe if callable(probe) else None,
+        )
         self._pending: bytes | None = None
         self._exhausted = False
         self._finished = False  # final bytes handed to the server
         self._closed = False
         self._lock = threading.Lock()
         self._request_ref: Any = None
-        self._last_write = 0.0
         self._deferred_error: BaseException | None = None
         # an error met while items were held: raised after they are written
         self._stored_error: Exception | None = None
-        self._run = 0  # fast pulls in a row (see fast_run)
         self._context: Any = _MISSING
         #: hooks: ``on_start()`` before the first ``next()`` pulls an item,
         #: ``before_end()`` at exhaustion before the closing bytes,
@@ -142,24 +125,25 @@ class StreamIterator:
         self.on_close: list[Callable[[StreamIterator], None]] = []
         self._started = False
         #: facts for events and logs
-        self.items_sent = 0
         self.bytes_sent = 0
         self.started_at = time.monotonic()
         self.outcome: Outcome | None = None
         self.exception: BaseException | None = None
         self.transaction_outcome: str = Recorded.NOT_MANAGED
         self.ended_at: float | None = None
-        # waitress' ``client_disconnected()`` (meaningful with
-        # channel_request_lookahead > 0): checked between items and before
-        # the commit, so a client gone during a pause aborts the stream.
-        probe = getattr(request, 'environ', {}).get('waitress.client_disconnected')
-        self._client_gone: Callable[[], bool] | None = probe if callable(probe) else None
-        # Items yielded one by one are encoded in runs by an encoder that
-        # takes batches (not by one whose items are each written at once).
-        self._batches_runs = (
-            hasattr(encoder, 'encode_batch') and not getattr(encoder, 'flush_each', False)
-        )
-        self._item_size: float | None = None  # bytes per item, as encoded so far
+
+    @property
+    def chunk_size(self) -> int:
+        return self.coalescer.chunk_size
+
+    @property
+    def flush_interval(self) -> float:
+        return self.coalescer.flush_interval
+
+    @property
+    def items_sent(self) -> int:
+        """Items encoded so far (a :class:`~tgstream.items.Batch` counts its items)."""
+        return self.coalescer.items_sent
 
     # -- priming (inside the view) -----------------------------------------
 
@@ -171,13 +155,7 @@ class StreamIterator:
         context = getattr(self.request, 'context', _MISSING)
         self._context = context
         try:
-            for item in self._iterator:
-                if item is flush:
-                    continue
-                self._pending = self._encode(item)
-                break
-            else:
-                self._exhausted = True
+            first = self.coalescer.first()
         except BaseException:
             # The error becomes the request's error response; the stream is
             # never handed over, so it is closed here, once (a later garbage
@@ -185,6 +163,10 @@ class StreamIterator:
             self._closed = True
             self._close_source()
             raise
+        if first is None:
+            self._exhausted = True
+        else:
+            self._pending = first
 
     # -- the WSGI iterable -------------------------------------------------
 
@@ -206,7 +188,7 @@ class StreamIterator:
                     # the items held before it went out with the last next()
                     self._stored_error = None
                     raise stored
-                self._check_client()
+                self.coalescer.check_client()
                 if not self._started:
                     self._started = True
                     for hook in self.on_start:
@@ -246,9 +228,9 @@ class StreamIterator:
             return self._end(b'')
         buffered: list[bytes] = []
         try:
-            exhausted = self._collect(buffered)
+            exhausted = self.coalescer.collect(buffered, self.fast_pull, self.fast_run)
         except Exception as exc:
-            self._run = 0
+            self.coalescer.run = 0
             if not buffered:
                 raise
             # Deliver what was yielded before the failure; fail next time.
@@ -259,146 +241,12 @@ class StreamIterator:
             return self._end(b''.join(buffered))
         return self._wrote(b''.join(buffered))
 
-    def _collect(self, buffered: list[bytes]) -> bool:
-        """Pull and encode items into ``buffered`` until they should be
-        written; return True when the view's iterable is exhausted.
-
-        The rule (see the class docstring): write through while the run of
-        fast pulls is shorter than ``fast_run``, then coalesce up to chunk_size
-        bytes or flush_interval seconds. A WSGI stream cannot write while the
-        view blocks, so holding an item is a bet that the next pull is fast:
-        only a long run of fast pulls makes that bet.
-        """
-        size = 0
-        encode = self.encoder.encode
-        flush_each = self.encoder.flush_each
-        chunk_size = self.chunk_size
-        flush_interval = self.flush_interval
-        last_write = self._last_write
-        monotonic = time.monotonic
-        client_gone = self._client_gone
-        fast_pull = self.fast_pull
-        hold_after = self.fast_run
-        run = self._run
-        # Items of a fast run wait here (unencoded) to be encoded together
-        # by one encode_batch call; see _encode_run.
-        pending: list | None = [] if self._batches_runs else None
-        pending_limit = self._run_limit(chunk_size)
-        # One clock read per item: a pull is timed from the previous item's
-        # arrival in this call, or from the start of this next() (the
-        # server's write in between does not count). It includes the
-        # previous item's encoding -- never long for an item that is not
-        # itself worth a write.
-        asked = monotonic()
-        try:
-            for item in self._iterator:
-                now = monotonic()
-                if now - asked <= fast_pull:
-                    run += 1
-                else:
-                    run = 0
-                asked = now
-                if client_gone is not None and client_gone():
-                    raise _ClientGone
-                if item is flush:
-                    if pending:
-                        size += self._encode_run(pending, buffered)
-                    if size:
-                        break
-                    continue
-                if pending is not None and run >= hold_after and item.__class__ is not Batch:
-                    # a long fast run: hold the item, encode the run at once
-                    pending.append(item)
-                    if (
-                        len(pending) < pending_limit
-                        and now - last_write < flush_interval
-                    ):
-                        continue
-                    size += self._encode_run(pending, buffered)
-                    pending_limit = self._run_limit(chunk_size - size)
-                    data = None
-                else:
-                    if pending:  # a slow pull ended the run: keep the order
-                        size += self._encode_run(pending, buffered)
-                    if item.__class__ is Batch:
-                        data = self._encode_batch(item.items)
-                    else:
-                        try:
-                            data = encode(item)
-                        except Exception as exc:
-                            raise StreamEncodeError(self.items_sent, item, self.name) from exc
-                        self.items_sent += 1
-                if data:
-                    buffered.append(data)
-                    size += len(data)
-                if size and (
-                    run < hold_after
-                    or size >= chunk_size
-                    or flush_each
-                    or now - last_write >= flush_interval
-                ):
-                    break
-            else:
-                if pending:
-                    self._encode_run(pending, buffered)
-                self._run = run
-                return True
-        except BaseException:
-            if pending:  # what was yielded before the failure is still encoded
-                self._encode_run(pending, buffered)
-            raise
-        self._run = run
-        return False
-
-    def _run_limit(self, room: int) -> int:
-        # Items in a run: what fills about half the ``room`` bytes left in
-        # this chunk at the largest size per item seen so far, so that the
-        # items held unencoded stay within chunk_size even when items grow
-        # (what a pause can hold is bounded by chunk_size); one until an
-        # item's size is known.
-        item_size = self._item_size
-        if item_size is None:
-            return 1
-        return max(1, min(_RUN_MAX, int(room / (2 * item_size))))
-
-    def _encode_run(self, run: list, buffered: list) -> int:
-        """Encode the items of ``run`` (yielded one by one) with one
-        ``encode_batch`` call, append the bytes to ``buffered``, empty
-        ``run``; return the number of bytes.
-
-        The bytes are those of encoding each item alone (the encoder's
-        contract). If the batch fails, the items are encoded one by one, so
-        those before the failing one are in ``buffered`` and the error names
-        the failing item.
-        """
-        items = run[:]
-        run.clear()
-        try:
-            data = self.encoder.encode_batch(items)
-        except Exception:
-            encode = self.encoder.encode
-            size = 0
-            for item in items:
-                try:
-                    data = encode(item)
-                except Exception as exc:
-                    raise StreamEncodeError(self.items_sent, item, self.name) from exc
-                self.items_sent += 1
-                buffered.append(data)
-                size += len(data)
-            return size  # pragma: no cover - only an encoder whose batch is stricter
-        self.items_sent += len(items)
-        if data:
-            buffered.append(data)
-            self._item_size = max(self._item_size or 0.0, len(data) / len(items))
-        return len(data)
-
     def _end(self, data: bytes) -> bytes:
         # The items are exhausted: commit *before* the closing bytes exist,
         # so a failed commit can still cut the response -- and not at all
         # when the client is known to be gone.
         try:
-            self._check_client()
+            self.coalescer.check_client()
             for hook in self.before_end:
                 hook()
         except Exception as exc:
@@ -416,54 +264,15 @@ class StreamIterator:
 
     def _wrote(self, data: bytes) -> bytes:
         self.bytes_sent += len(data)
-        self._last_write = time.monotonic()
+        self.coalescer.last_write = time.monotonic()
         return data
-
-    def _encode(self, item: Any) -> bytes:
-        if item.__class__ is Batch:
-            data = self._encode_batch(item.items)
-        else:
-            try:
-                data = self.encoder.encode(item)
-            except Exception as exc:
-                raise StreamEncodeError(self.items_sent, item, self.name) from exc
-            self.items_sent += 1
-        self._last_write = time.monotonic()
-        return data
-
-    def _encode_batch(self, items: list) -> bytes:
-        # One encoder call for the whole list when the encoder offers it;
-        # on failure, find the element to blame so the error names its index.
-        encoder = self.encoder
-        encode_batch = getattr(encoder, 'encode_batch', None)
-        try:
-            if encode_batch is not None:
-                data = encode_batch(items)
-            else:
-                data = b''.join([encoder.encode(item) for item in items])
-        except Exception as exc:
-            index, item, cause = 0, items[0] if items else None, exc
-            for index, item in enumerate(items):
-                try:
-                    encoder.encode(item)
-                except Exception as item_exc:
-                    cause = item_exc
-                    break
-            raise StreamEncodeError(self.items_sent + index, item, self.name) from cause
-        self.items_sent += len(items)
-        return data
-
-    def _check_client(self) -> None:
-        client_gone = self._client_gone
-        if client_gone is not None and client_gone():
-            raise _ClientGone
 
     def _disconnected(self) -> NoReturn:
         # The client left while the stream ran: close (abort) now, then tell
         # the server, which cuts the response quietly.
         self.outcome = Outcome.DISCONNECTED
         self.close()
-        raise _client_disconnected_error() from None
+        raise client_disconnected_error() from None
 
     def _close_with_error(self, exc: BaseException) -> tuple:
         # Close with outcome ``error``; the request (taken first: a closed
@@ -584,15 +393,17 @@ class StreamIterator:
         self.__dict__['request'] = request
 
     def _close_source(self) -> None:
-        for obj in (self.source, self._iterator):
-            close = getattr(obj, 'close', None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception('stream %s: the view iterable\'s close() '
-                                  'raised', self.name)
-                return
+        # The view's iterable's close() -- or its iterator's, if only that
+        # has one (an iterable class returning a generator).
+        close = getattr(self.source, 'close', None)
+        if close is None:
+            close = getattr(self.coalescer.iterator, 'close', None)
+        if close is None:
+            return
+        try:
+            close()
+        except Exception:
+            log.exception('stream %s: the view iterable\'s close() raised', self.name)
 
     @property
     def closed(self) -> bool:

@@ -37,11 +37,17 @@ from typing import Any, Callable
 from pyramid.settings import asbool
 from pyramid.tweens import EXCVIEW, INGRESS, MAIN
 
+from ._compat import (
+    TM_TWEEN,
+    toolbar_app_interface,
+    toolbar_of,
+    toolbar_refresh_sql_panel,
+    toolbar_set_status,
+)
 from .settings import get_settings
 from .stream import StreamIterator
 
 TOOLBAR_TWEEN = 'pyramid_debugtoolbar.toolbar_tween_factory'
-TM_TWEEN = 'pyramid_tm.tm_tween_factory'
 
 #: the content types the toolbar injects its button into (exact match)
 HTML_TYPES = ('text/html', 'application/xhtml+xml')
@@ -70,11 +76,8 @@ def includeme(config: Any) -> None:
 
 def toolbar_enabled(registry: Any) -> bool:
     """Is pyramid_debugtoolbar included and enabled in this application?"""
-    try:
-        from pyramid_debugtoolbar.toolbar import IToolbarWSGIApp
-    except ImportError:
-        return False
-    if registry.queryUtility(IToolbarWSGIApp) is None:
+    interface = toolbar_app_interface()
+    if interface is None or registry.queryUtility(interface) is None:
         return False
     return asbool(registry.settings.get('debugtoolbar.enabled', True))
 
@@ -87,15 +90,13 @@ def toolbar_guard_tween_factory(handler: Callable, registry: Any) -> Callable:
     """
     if not get_settings(registry).toolbar or not toolbar_enabled(registry):
         return handler
-    from pyramid_debugtoolbar.panels.sqla import SQLADebugPanel
-
     hide_redirects = asbool(
         registry.settings.get('debugtoolbar.intercept_redirects', False)
     )
 
     def toolbar_guard_tween(request):
         response = handler(request)
-        toolbar = getattr(request, 'debug_toolbar', None)
+        toolbar = toolbar_of(request)
         if toolbar is None or not isinstance(
             getattr(response, 'app_iter', None), StreamIterator
         ):
@@ -108,7 +109,7 @@ def toolbar_guard_tween_factory(handler: Callable, registry: Any) -> Callable:
         # Finished callbacks of a stream run when it ends (tgstream defers
         # them): let the SQL panel show the queries the stream ran too.
         request.add_finished_callback(
-            lambda request: _refresh_panels(toolbar, response, SQLADebugPanel)
+            lambda request: toolbar_refresh_sql_panel(toolbar, response)
         )
         return response
 
@@ -142,15 +143,5 @@ class _Hidden:
             response.status = self.status
             # the toolbar recorded the placeholder before rewriting; its
             # request list must show the status the client got
-            if getattr(self.toolbar, 'status_int', None) == _HIDDEN_CODE:
-                self.toolbar.status_int = response.status_int
+            toolbar_set_status(self.toolbar, response.status_int, _HIDDEN_CODE)
 
-
-def _refresh_panels(toolbar, response, panel_class) -> None:
-    # The SQL panel snapshots its queries when the toolbar tween returns;
-    # queries run while the stream is iterated (tgstream pushes the request,
-    # so the panel's engine listeners record them) would only show in its
-    # count. Its process_response() rebuilds the snapshot from the live list.
-    for panel in getattr(toolbar, 'panels', ()):
-        if isinstance(panel, panel_class):
-            panel.process_response(response)

@@ -25,6 +25,12 @@ from typing import Any
 
 from pyramid.threadlocal import get_current_request
 
+from ._compat import (
+    AFTER_TM_MANAGER_HOOK,
+    TM_TWEEN,
+    defer_commit_abort,
+    undefer_commit_abort,
+)
 from .events import Recorded
 
 log = logging.getLogger('tgstream')
@@ -40,14 +46,6 @@ except ImportError:  # pragma: no cover - transaction is an optional extra
 HOLDER_KEY = 'tgstream.transaction'
 #: environ key of the manager tgstream's hook handed to pyramid_tm
 MANAGER_KEY = 'tgstream.tm'
-TM_TWEEN = 'pyramid_tm.tm_tween_factory'
-
-
-def _is_open(txn) -> bool:
-    # Transaction._free() drops _manager once the transaction is committed
-    # or aborted, by whoever did it (user code calling transaction.commit()
-    # in a stream, TurboGears style, included).
-    return txn is not None and getattr(txn, '_manager', None) is not None
 
 
 def wrap_manager_hook(config) -> None:
@@ -77,7 +75,7 @@ def wrap_manager_hook(config) -> None:
         inner_hook = as_object('tm.manager_hook', hook) if hook else None
         settings['tm.manager_hook'] = _recording_hook(inner_hook)
 
-    config.action(None, wrap, order=11)
+    config.action(None, wrap, order=AFTER_TM_MANAGER_HOOK)
 
 
 def uses_pyramid_tm(registry) -> bool:
@@ -134,7 +132,7 @@ class StreamTransaction:
         self.policy = policy
         self.request = request
         self.decision: str | None = None
-        self.txn: Any = None
+        self.txn = None
         self.outcome: str = Recorded.NOT_MANAGED
         #: ``view`` policy: the view's transaction was doomed
         self.doomed = False
@@ -176,15 +174,13 @@ class StreamTransaction:
     # call, which records pyramid_tm's decision instead.
     def _defer(self, txn) -> None:
         if txn is not None:
-            txn.commit = self._record_commit
-            txn.abort = self._record_abort
+            defer_commit_abort(txn, self._record_commit, self._record_abort)
             self._deferred = txn
 
     def _undefer(self) -> None:
         txn, self._deferred = self._deferred, None
         if txn is not None:
-            txn.__dict__.pop('commit', None)
-            txn.__dict__.pop('abort', None)
+            undefer_commit_abort(txn)
 
     def _record_commit(self) -> None:
         self._undefer()
@@ -212,6 +208,23 @@ class StreamTransaction:
             except (KeyError, ValueError):  # pragma: no cover - already gone
                 pass
 
+    @property
+    def txn(self) -> Any:
+        """The stream's transaction (the last one begun on its manager)."""
+        return self._txn
+
+    @txn.setter
+    def txn(self, txn: Any) -> None:
+        self._txn = txn
+        self._txn_ended = False
+
+    def _is_open(self, txn) -> bool:
+        # Committed or aborted by whoever did it (user code calling
+        # transaction.commit() in a stream, TurboGears style, included): the
+        # public afterCompletion below says so. A failed commit leaves the
+        # transaction open (to be aborted).
+        return txn is not None and not (txn is self._txn and self._txn_ended)
+
     def newTransaction(self, txn) -> None:
         self.txn = txn
 
@@ -219,7 +232,8 @@ class StreamTransaction:
         pass
 
     def afterCompletion(self, txn) -> None:
-        pass
+        if txn is self._txn:
+            self._txn_ended = True
 
     def begin_for_stream(self) -> None:
         # ``view`` policy: pyramid_tm finished the view's transaction at
@@ -243,7 +257,7 @@ class StreamTransaction:
             self._undefer()
             self.outcome = Recorded.PYRAMID_TM
             return
-        if not _is_open(txn):
+        if not self._is_open(txn):
             self.outcome = Recorded.ENDED_BY_STREAM
             return
         if self.decision == 'commit' and not txn.isDoomed():
@@ -258,7 +272,7 @@ class StreamTransaction:
         """The stream was closed: abort whatever is still open."""
         self._undefer()
         self._unsynchronize()
-        if _is_open(self.txn) and self.outcome != Recorded.PYRAMID_TM:
+        if self._is_open(self.txn) and self.outcome != Recorded.PYRAMID_TM:
             try:
                 self.txn.abort()
             finally:
@@ -268,11 +282,11 @@ class StreamTransaction:
 
     def checkpoint(self) -> None:
         txn = self.txn
-        keep = self.decision != 'abort' and _is_open(txn) and not txn.isDoomed()
-        doomed = _is_open(txn) and txn.isDoomed()
+        keep = self.decision != 'abort' and self._is_open(txn) and not txn.isDoomed()
+        doomed = self._is_open(txn) and txn.isDoomed()
         deferred = self._deferred is not None
         self._undefer()
-        if _is_open(txn):
+        if self._is_open(txn):
             if keep:
                 txn.commit()
             else:

@@ -21,7 +21,8 @@ from pyramid.httpexceptions import HTTPException
 from pyramid.response import FileIter
 from webob.static import FileIter as WebObFileIter
 
-from .lifecycle import start_stream
+from ._compat import app_iter_is_list
+from .lifecycle import hand_over
 from .renderers.encoders import RawEncoder
 from .settings import StreamSettings, get_settings
 from .stream import StreamIterator
@@ -64,20 +65,12 @@ def stream_response(
     (a generator; any lazy iterable with ``any_iterator``)."""
     if not is_streamable(response, request.environ, any_iterator):
         return response
-    content_length = response.headers.get('Content-Length')
-    stream = StreamIterator(
-        request,
-        response.app_iter,
-        RawEncoder(response=response),
-        name=getattr(request, 'path_info', ''),
-        chunk_size=settings.chunk_size,
-        flush_interval=settings.flush_interval,
+    hand_over(
+        request, response, response.app_iter, RawEncoder(response=response),
+        name=getattr(request, 'path_info', ''), policy=policy, settings=settings,
+        # setting app_iter drops a Content-Length the view set itself: keep it
+        content_length=response.headers.get('Content-Length'),
     )
-    stream.prime()
-    response.app_iter = stream  # (this drops any Content-Length ...)
-    if content_length:  # (... which the view set itself: keep it)
-        response.headers['Content-Length'] = content_length
-    start_stream(request, response, stream, policy, settings)
     return response
 
 
@@ -88,9 +81,8 @@ def stream_tween_factory(handler, registry):
     def stream_tween(request):
         response = handler(request)
         # The fast path, one check: a list body (every renderer's, every
-        # ``Response(body=...)``). ``_app_iter`` is what WebOb's ``app_iter``
-        # property returns, read without calling the property.
-        if getattr(response, '_app_iter', None).__class__ is list:
+        # ``Response(body=...)``).
+        if app_iter_is_list(response):
             return response
         app_iter = getattr(response, 'app_iter', None)
         if app_iter.__class__ is list or isinstance(app_iter, StreamIterator):

@@ -12,7 +12,7 @@ import enum
 import io
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pyramid.exceptions import ConfigurationError
 
@@ -79,6 +79,11 @@ def assert_safe(cells, judged, reader_name, strip=''):
         text = cell.lstrip(strip + '\t\r\n\0')
         if not text or text[0] not in FORMULA_STARTS:
             continue
+        # a number the guard lets through inside a cell (";-1"), as a reader
+        # splitting there sees it: with the writer's closing quote ('-1"')
+        number = text.rstrip('"')
+        if guard_cell(number) == number:
+            continue
         assert any(text.startswith(j) for j in judged if j[0] == text[0]), (
             '%s reader sees a formula cell %r' % (reader_name, cell))
 
@@ -86,6 +91,9 @@ def assert_safe(cells, judged, reader_name, strip=''):
 @settings(max_examples=300)
 @given(rows=st.lists(st.lists(CELL, min_size=3, max_size=3), min_size=1, max_size=4),
        fmtparams=DIALECT)
+@example(rows=[['', '', ';-1']], fmtparams={  # a semicolon reader sees '-1"'
+    'delimiter': ',', 'lineterminator': '\r\n', 'quoting': csv.QUOTE_MINIMAL,
+    'escapechar': None})
 def test_every_reader_sees_only_judged_cells(rows, fmtparams):
     if fmtparams['quoting'] == csv.QUOTE_NONNUMERIC:
         # the writer's reader turns unquoted cells into floats

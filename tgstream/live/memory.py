@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 
+from .._compat import transaction_manager_of
 from .hub import Event, Hub
 
 # Held from our tpc_begin to our tpc_finish: covers the database's commit
@@ -25,7 +26,7 @@ class MemoryNotifications:
 
     def __init__(self, hub: Hub, txn):
         self.hub = hub
-        self.transaction_manager = getattr(txn, '_manager', None)
+        self.transaction_manager = transaction_manager_of(txn)
         self.events: list[Event] = []
         self._locked = False
 

@@ -47,7 +47,7 @@ from .encoders import Encoder
 try:
     from sqlalchemy.engine import Row
 except ImportError:  # pragma: no cover
-    Row = None
+    Row = None  # type: ignore[assignment,misc]
 
 FORMAT_PARAMETERS = frozenset(
     {
@@ -156,6 +156,7 @@ class CSVEncoder(BaseEncoder):
         # After the csv module wrote the rows (so a cell's own conversion
         # error comes first): a ragged row is an error, never a silent file.
         width = self._width
+        assert width is not None  # set by the header or the first row
         if set(map(len, rows)) == {width}:  # the usual case, at C speed
             return
         for row in rows:
@@ -254,6 +255,7 @@ class CSVEncoder(BaseEncoder):
             elif items.__class__ is ResultRows:  # one result: one picker for all
                 self._row_cells(items[0])
                 pick = self._row_picker
+                assert pick is not None  # set by _row_cells
                 # Rows are sequences the csv module can write as they are
                 rows = items if pick is list else [pick(row) for row in items]
             else:

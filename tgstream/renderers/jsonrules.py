@@ -33,7 +33,6 @@ import decimal
 import enum
 import inspect
 import json
-import operator
 import types
 import uuid
 from typing import Any, Callable
@@ -42,17 +41,18 @@ from pyramid.interfaces import IJSONAdapter, IRendererFactory
 from pyramid.renderers import JSON
 from zope.interface import implementedBy, providedBy
 
+from .._compat import json_renderer_parts, row_result
 from ..items import ResultRows
 
 try:  # the ``fast`` extra
     import orjson
 except ImportError:  # pragma: no cover - exercised by the no-orjson tests
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 try:  # SQLAlchemy is an optional extra
     from sqlalchemy.engine import Row, RowMapping
 except ImportError:  # pragma: no cover
-    Row = RowMapping = None
+    Row = RowMapping = None  # type: ignore[assignment,misc]
 
 _DEFAULT_RENDERER = JSON()
 
@@ -98,9 +98,6 @@ def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
         namespace,
     )
     return namespace['one'], namespace['many']
-
-
-_parent_of = operator.attrgetter('_parent')
 
 
 def _isoformat_idiom(obj, request):
@@ -161,7 +158,10 @@ class _RowToDict:
         self.conversion: Callable[[type], Callable[[Any], Any] | None] = lambda cls: None
 
     def _converter(self, row) -> Callable[[Any], dict]:
-        parent = getattr(row, '_parent', None)
+        try:
+            parent = row_result(row)
+        except AttributeError:
+            parent = None
         if parent is None or parent is not self.parent:
             conversion = self.conversion
             convert_at = {}
@@ -189,13 +189,13 @@ class _RowToDict:
         parent = self.parent
         if not one_result and parent is not None:
             try:  # C-speed check that they all come from one result
-                one_result = set(map(_parent_of, rows)) == {parent}
+                one_result = set(map(row_result, rows)) == {parent}
             except AttributeError:  # not all rows
                 pass
         if one_result:
             return self.convert_many(rows)
         try:
-            return [convert(row) if row._parent is parent else self(row) for row in rows]
+            return [convert(row) if row_result(row) is parent else self(row) for row in rows]
         except AttributeError:  # not all rows: leave them to the default hook
             return [self(row) if isinstance(row, Row) else row for row in rows]
 
@@ -302,11 +302,10 @@ class JSONEncoding:
         renderer = request.registry.queryUtility(IRendererFactory, name='json')
         if not isinstance(renderer, JSON):
             renderer = _DEFAULT_RENDERER
-        kw = dict(renderer.kw)
+        serializer, kw, components = json_renderer_parts(renderer)
         if one_line:
             kw.pop('indent', None)
         self.request = request
-        components = renderer.components
         # An app adapter takes precedence over a built-in.
         self.converters = {
             cls: convert
@@ -314,25 +313,43 @@ class JSONEncoding:
             if not _has_adapter(components, cls)
         }
         self._bases = tuple(self.converters.items())
-        self._rows = self.converters.get(Row) if Row is not None else None
+        rows = self.converters.get(Row) if Row is not None else None
+        self._rows: _RowToDict | None = rows if isinstance(rows, _RowToDict) else None
         self._lookup = components.adapters.lookup
         # per exact class: what the default hook does with its values
         self._by_class: dict[type, Callable[[Any], Any] | None] = {}
         self._conversions: dict[type, Callable[[Any], Any] | None] = {}
         self.default = self._make_default(components.adapters)
-        self.separator = b','
-        self.may_break_lines = False
+        self._native: tuple | None = None  # set once the codec is chosen
+        #: how values become bytes: the app's serializer, the standard
+        #: library's json, or orjson (see :func:`choose_codec`)
+        self.codec: Codec = choose_codec(
+            serializer, kw, self.default, components, self._prepare
+        )
         # the types the serializer encodes by itself (None: unknown, custom)
-        self._native: tuple | None = None
-        if renderer.serializer is json.dumps:
-            self._use_stdlib(kw)
-            self._native = _SELF_ENCODED
-            if orjson is not None and not kw and self._orjson_can_follow(components):
-                self._native = _SELF_ENCODED + self._use_orjson(components)
-        else:
-            self._use_serializer(renderer.serializer, kw)
+        self._native = self.codec.native
         if self._rows is not None:
             self._rows.conversion = self.conversion
+
+    @property
+    def dumps(self) -> Callable[[Any], bytes]:
+        """Encode one value (the chosen codec's ``dumps``)."""
+        return self.codec.dumps
+
+    @property
+    def dumps_batch(self) -> Callable[[list], bytes]:
+        """Encode several values, joined by :attr:`separator`."""
+        return self.codec.dumps_batch
+
+    @property
+    def separator(self) -> bytes:
+        return self.codec.separator
+
+    @property
+    def may_break_lines(self) -> bool:
+        """Can a document span several lines (an ``indent``, a custom
+        serializer)? NDJSON then checks each line."""
+        return self.codec.may_break_lines
 
     # -- per-class conversions (whole columns of a batch) ---------------------
 
@@ -418,98 +435,6 @@ class JSONEncoding:
 
         return default
 
-    # -- serializers ---------------------------------------------------------
-
-    def _use_stdlib(self, kw: dict) -> None:
-        kw = dict(kw)
-        cls = kw.pop('cls', None) or json.JSONEncoder
-        encoder = cls(default=self.default, **kw)
-        plain_encode = encoder.encode
-
-        def encode(value: Any) -> str:
-            try:
-                return plain_encode(value)
-            except TypeError as exc:
-                if not str(exc).startswith('keys must be'):
-                    raise
-            # a date, UUID or Enum dict key: the same strings orjson makes
-            return plain_encode(string_keys(value))
-
-        self.stdlib_dumps = self.dumps = lambda value: encode(value).encode('utf-8')
-        self.may_break_lines = encoder.indent is not None
-        if encoder.indent is None:
-            # Without indent, list elements encode exactly as alone, joined
-            # by the item separator: one call per batch.
-            separator = encoder.item_separator.encode('utf-8')
-            self.separator = separator
-
-            prepare = self._prepare
-
-            def dumps_batch(values: list) -> bytes:
-                return encode(prepare(values))[1:-1].encode('utf-8')
-
-            self.dumps_batch = dumps_batch
-
-    def _use_serializer(self, serializer: Callable, kw: dict) -> None:
-        default = self.default
-        self.may_break_lines = True
-
-        def dumps(value: Any) -> bytes:
-            data = serializer(value, default=default, **kw)
-            return data.encode('utf-8') if isinstance(data, str) else bytes(data)
-
-        self.dumps = dumps
-
-    def _orjson_can_follow(self, components) -> bool:
-        # orjson encodes UUIDs and enums itself and cannot be told not to:
-        # an app adapter for them (or their subclasses) needs the stdlib.
-        return not any(
-            issubclass(cls, (uuid.UUID, enum.Enum)) for cls in _adapted_classes(components)
-        )
-
-    def _use_orjson(self, components) -> tuple:
-        """Use orjson; return the built-in types it encodes by itself."""
-        native: tuple = (uuid.UUID,)
-        if hasattr(orjson, 'Fragment'):
-            native += (orjson.Fragment,)
-        option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
-        if any(
-            issubclass(cls, (datetime.date, datetime.time))
-            for cls in _adapted_classes(components)
-        ):
-            # let the default hook (and so the adapters) see dates and times
-            option |= orjson.OPT_PASSTHROUGH_DATETIME
-        else:
-            native += (datetime.datetime, datetime.date, datetime.time)
-        dumps_ = orjson.dumps
-        default = self.default
-        fallback = self.stdlib_dumps
-        error = orjson.JSONEncodeError
-
-        # The fallbacks run outside the except blocks: a value that neither
-        # encoder takes logs one clear error, not a chain of two.
-        def dumps(value: Any) -> bytes:
-            try:
-                return dumps_(value, default, option)
-            except error:
-                pass
-            return fallback(value)
-
-        prepare = self._prepare
-
-        def dumps_batch(values: list) -> bytes:
-            try:
-                return dumps_(prepare(values), default, option)[1:-1]
-            except error:
-                pass
-            return b','.join([dumps(value) for value in values])
-
-        self.dumps = dumps
-        self.dumps_batch = dumps_batch
-        self.separator = b','
-        self.may_break_lines = False
-        return native
-
     def _prepare(self, values: list) -> list:
         # Rows of one result become dicts in one pass, and objects of one
         # class with __json__ their __json__(request) in one comprehension:
@@ -533,8 +458,148 @@ class JSONEncoding:
             return [value.__json__(request) for value in values]
         return values
 
-    def dumps_batch(self, values: list) -> bytes:  # replaced when faster
+
+# -- codecs: how one stream's values become bytes ------------------------------
+
+
+class Codec:
+    """Encode values to bytes with one serializer; ``dumps_batch`` gives
+    exactly the ``dumps`` of each value joined by ``separator``."""
+
+    #: the types the serializer encodes by itself (``None``: unknown)
+    native: tuple | None = None
+    separator: bytes = b','
+    may_break_lines: bool = True
+
+    def dumps(self, value: Any) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def dumps_batch(self, values: list) -> bytes:
         return self.separator.join([self.dumps(value) for value in values])
 
-    def dumps(self, value: Any) -> bytes:  # pragma: no cover - always replaced
-        raise NotImplementedError
+
+class SerializerCodec(Codec):
+    """The app's own ``serializer=`` (and its keyword arguments), with the
+    default hook; its output may span lines."""
+
+    def __init__(self, serializer: Callable[..., Any], default: Callable[[Any], Any], kw: dict):
+        self.serializer = serializer
+        self.default = default
+        self.kw = kw
+
+    def dumps(self, value: Any) -> bytes:
+        data = self.serializer(value, default=self.default, **self.kw)
+        return data.encode('utf-8') if isinstance(data, str) else bytes(data)
+
+
+class StdlibCodec(Codec):
+    """The standard library's ``json`` (the renderer's default serializer)."""
+
+    native = _SELF_ENCODED
+
+    def __init__(self, default: Callable[[Any], Any], kw: dict, prepare: Callable[[list], list]):
+        kw = dict(kw)
+        cls = kw.pop('cls', None) or json.JSONEncoder
+        encoder = cls(default=default, **kw)
+        self._encode = encoder.encode
+        self._prepare = prepare
+        self.may_break_lines = encoder.indent is not None
+        # Without indent, list elements encode exactly as alone, joined by
+        # the item separator: one call per batch.
+        self.whole_batches = encoder.indent is None
+        if self.whole_batches:
+            self.separator = encoder.item_separator.encode('utf-8')
+
+    def encode(self, value: Any) -> str:
+        try:
+            return self._encode(value)
+        except TypeError as exc:
+            if not str(exc).startswith('keys must be'):
+                raise
+        # a date, UUID or Enum dict key: the same strings orjson makes
+        return self._encode(string_keys(value))
+
+    def dumps(self, value: Any) -> bytes:
+        return self.encode(value).encode('utf-8')
+
+    def dumps_batch(self, values: list) -> bytes:
+        if not self.whole_batches:
+            return super().dumps_batch(values)
+        return self.encode(self._prepare(values))[1:-1].encode('utf-8')
+
+
+class OrjsonCodec(Codec):
+    """orjson (the ``fast`` extra), for the default serializer without
+    options: the same rules, compact UTF-8 output. A value orjson refuses
+    (an integer beyond 64 bits, a lone surrogate, a ``time`` with a time
+    zone) is encoded by ``fallback``."""
+
+    separator = b','
+    may_break_lines = False
+
+    def __init__(
+        self, default: Callable[[Any], Any], fallback: StdlibCodec, components: Any,
+        prepare: Callable[[list], list],
+    ):
+        native: tuple = (uuid.UUID,)
+        if hasattr(orjson, 'Fragment'):
+            native += (orjson.Fragment,)
+        option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+        if any(
+            issubclass(cls, (datetime.date, datetime.time))
+            for cls in _adapted_classes(components)
+        ):
+            # let the default hook (and so the adapters) see dates and times
+            option |= orjson.OPT_PASSTHROUGH_DATETIME
+        else:
+            native += (datetime.datetime, datetime.date, datetime.time)
+        self.native = _SELF_ENCODED + native
+        self._dumps = orjson.dumps
+        self._error = orjson.JSONEncodeError
+        self.default = default
+        self.option = option
+        self.fallback = fallback
+        self._prepare = prepare
+
+    # The fallbacks run outside the except blocks: a value that neither
+    # encoder takes logs one clear error, not a chain of two.
+    def dumps(self, value: Any) -> bytes:
+        try:
+            return self._dumps(value, self.default, self.option)
+        except self._error:
+            pass
+        return self.fallback.dumps(value)
+
+    def dumps_batch(self, values: list) -> bytes:
+        try:
+            return self._dumps(self._prepare(values), self.default, self.option)[1:-1]
+        except self._error:
+            pass
+        return b','.join([self.dumps(value) for value in values])
+
+
+def _orjson_can_follow(components: Any) -> bool:
+    # orjson encodes UUIDs and enums itself and cannot be told not to:
+    # an app adapter for them (or their subclasses) needs the stdlib.
+    return not any(
+        issubclass(cls, (uuid.UUID, enum.Enum)) for cls in _adapted_classes(components)
+    )
+
+
+def choose_codec(
+    serializer: Callable[..., Any], kw: dict, default: Callable[[Any], Any],
+    components: Any, prepare: Callable[[list], list],
+) -> Codec:
+    """The one place the JSON codec is chosen.
+
+    - a ``serializer=`` other than ``json.dumps``: :class:`SerializerCodec`;
+    - ``json.dumps`` with no options, orjson installed and no app adapter for
+      a type orjson encodes itself: :class:`OrjsonCodec`;
+    - otherwise: :class:`StdlibCodec`.
+    """
+    if serializer is not json.dumps:
+        return SerializerCodec(serializer, default, kw)
+    stdlib = StdlibCodec(default, kw, prepare)
+    if orjson is not None and not kw and _orjson_can_follow(components):
+        return OrjsonCodec(default, stdlib, components, prepare)
+    return stdlib

@@ -30,6 +30,7 @@ from pyramid.events import BeforeRender
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import PHASE1_CONFIG, IRendererFactory
 
+from .._compat import jinja2_template
 from ..items import flush as flush_marker
 from . import IStreamRendererFactory, StreamRendererInfo
 from .base import check_option_names
@@ -145,9 +146,7 @@ class Jinja2StreamRenderer:
     def template(self):
         """The template, resolved exactly as pyramid_jinja2 resolves it
         (relative to the view's package, asset specs, search paths)."""
-        # RendererHelper.renderer is pyramid_jinja2's own renderer for this
-        # name; its template_loader does the resolution (and the caching).
-        template = self.info.helper.renderer.template_loader()
+        template = jinja2_template(self.info.helper)
         if template.environment.is_async:
             raise RuntimeError(
                 'view %s: template %r cannot stream: its Jinja2 environment '

@@ -1,0 +1,197 @@
+"""``tgstream._compat``: every other library's internal tgstream relies on.
+
+One test per entry, against the real library: when a dependency changes
+what tgstream reaches into, the test of that entry fails and says which.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import deque
+
+import pytest
+import transaction
+from pyramid.config import Configurator
+from pyramid.interfaces import IExecutionPolicy
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.router import Router, default_execution_policy
+from pyramid.testing import DummyRequest
+from pyramid.threadlocal import get_current_request
+
+from tgstream import _compat
+
+
+def test_every_entry_is_documented():
+    names = [
+        name for name, value in vars(_compat).items()
+        if not name.startswith('_') and getattr(value, '__module__', None) == _compat.__name__
+    ]
+    assert names, 'no entries?'
+    for name in names:
+        assert (getattr(_compat, name).__doc__ or '').strip(), name
+
+
+def test_webob_app_iter_is_the_app_iter_property():
+    assert _compat.app_iter_is_list(Response(body=b'x')), (
+        "WebOb Response._app_iter changed: the stream tween's fast path")
+    assert not _compat.app_iter_is_list(Response(app_iter=iter([b'x'])))
+    assert not _compat.app_iter_is_list(object())
+
+
+def test_pyramid_threadlocal_stack_is_what_get_current_request_reads():
+    stack = _compat.threadlocal_stack()
+    request = DummyRequest()
+    depth = len(stack)
+    stack.append({'request': request, 'registry': None})
+    try:
+        assert get_current_request() is request, (
+            'pyramid.threadlocal.manager.stack changed: request_context pushes there')
+    finally:
+        del stack[depth:]
+
+
+def test_pyramid_finished_callbacks_are_a_deque_the_request_drains():
+    request = Request.blank('/')
+    ran = []
+    request.add_finished_callback(lambda r: ran.append('kept'))
+    taken = _compat.take_finished_callbacks(request)
+    assert isinstance(taken, deque) and len(taken) == 1, (
+        'pyramid Request.finished_callbacks changed: the hand-over defers them')
+    request._process_finished_callbacks()
+    assert ran == []  # taken away: the router does not run them
+    _compat.put_finished_callbacks(request, taken)
+    request._process_finished_callbacks()
+    assert ran == ['kept']
+
+
+def test_pyramid_router_calls_the_policy_then_the_response():
+    calls = []
+
+    def policy(environ, router):
+        calls.append('policy')
+
+        def response(environ, start_response):
+            calls.append('response')
+            start_response('200 OK', [('Content-Type', 'text/plain')])
+            return [b'ok']
+
+        return response
+
+    with Configurator() as config:
+        registry = config.registry
+    assert _compat.execution_policy(registry) is default_execution_policy
+    _compat.register_execution_policy(registry, policy)
+    assert registry.queryUtility(IExecutionPolicy) is policy
+    router = Router(registry)
+    body = router({'REQUEST_METHOD': 'GET', 'PATH_INFO': '/'}, lambda status, headers: None)
+    assert list(body) == [b'ok'] and calls == ['policy', 'response'], (
+        "pyramid's Router no longer does response = policy(environ, router); "
+        'response(environ, start_response): tgstream.guard relies on it')
+
+
+def test_pyramid_json_renderer_parts():
+    from pyramid.renderers import JSON
+
+    renderer = JSON(indent=2)
+    serializer, kw, components = _compat.json_renderer_parts(renderer)
+    assert serializer is __import__('json').dumps and kw == {'indent': 2}, (
+        'pyramid.renderers.JSON.serializer/kw changed')
+    assert hasattr(components, 'adapters'), 'pyramid.renderers.JSON.components changed'
+
+
+def test_pyramid_tm_resolves_its_hook_at_order_10():
+    import pyramid_tm
+
+    source = inspect.getsource(pyramid_tm.includeme)
+    assert 'order=10' in source, (
+        "pyramid_tm's includeme no longer resolves tm.manager_hook at order 10; "
+        'tgstream wraps it at AFTER_TM_MANAGER_HOOK = %d' % _compat.AFTER_TM_MANAGER_HOOK)
+    assert _compat.AFTER_TM_MANAGER_HOOK > 10
+    assert _compat.TM_TWEEN == 'pyramid_tm.tm_tween_factory'
+    assert pyramid_tm.tm_tween_factory
+
+
+def test_transaction_commit_and_abort_can_be_shadowed():
+    manager = transaction.TransactionManager(explicit=True)
+    txn = manager.begin()
+    decided = []
+    _compat.defer_commit_abort(
+        txn, lambda: decided.append('commit'), lambda: decided.append('abort'))
+    manager.commit()  # what pyramid_tm's egress calls
+    manager.abort()
+    assert decided == ['commit', 'abort'], (
+        'transaction: manager.commit()/abort() no longer call the '
+        "current transaction's: the stream's transaction deferral breaks")
+    assert manager.get() is txn  # still open
+    _compat.undefer_commit_abort(txn)
+    manager.commit()
+    with pytest.raises(transaction.interfaces.NoTransaction):
+        manager.get()
+
+
+def test_transaction_manager_of_a_transaction():
+    manager = transaction.TransactionManager(explicit=True)
+    txn = manager.begin()
+    assert _compat.transaction_manager_of(txn) is manager, (
+        'transaction.Transaction._manager changed: tgstream.live names the manager')
+    manager.abort()
+    assert _compat.transaction_manager_of(txn) is None
+
+
+def test_sqlalchemy_row_result_and_batch_expunge():
+    sqlalchemy = pytest.importorskip('sqlalchemy')
+    from sqlalchemy.orm import Session
+
+    engine = sqlalchemy.create_engine('sqlite://')
+    with engine.connect() as connection:
+        one = connection.execute(sqlalchemy.text('select 1 as a union all select 2')).all()
+        other = connection.execute(sqlalchemy.text('select 1 as a')).all()
+    assert _compat.row_result(one[0]) is _compat.row_result(one[1]), (
+        "SQLAlchemy Row._parent changed: one result's rows no longer share it")
+    assert _compat.row_result(one[0]) is not _compat.row_result(other[0])
+    with Session(engine) as session:
+        expunge = _compat.batch_expunge(session)
+        assert callable(expunge), 'SQLAlchemy Session._expunge_states is gone'
+        assert list(inspect.signature(expunge).parameters) == ['states', 'to_transient']
+
+
+def test_pyramid_jinja2_template_loader(tmp_path):
+    pytest.importorskip('pyramid_jinja2')
+    from pyramid.renderers import RendererHelper
+
+    (tmp_path / 'page.jinja2').write_text('hello {{ name }}')
+    with Configurator(settings={'jinja2.directories': str(tmp_path)}) as config:
+        config.include('pyramid_jinja2')
+    helper = RendererHelper(name='page.jinja2', registry=config.registry)
+    template = _compat.jinja2_template(helper)
+    assert template.render(name='x') == 'hello x', (
+        "pyramid_jinja2's renderer template_loader() changed")
+
+
+def test_waitress_client_disconnected():
+    from waitress.channel import ClientDisconnected
+
+    assert isinstance(_compat.client_disconnected_error(), ClientDisconnected), (
+        'waitress.channel.ClientDisconnected moved')
+
+
+def test_pyramid_debugtoolbar_internals():
+    pytest.importorskip('pyramid_debugtoolbar')
+    from pyramid_debugtoolbar.panels.sqla import SQLADebugPanel
+    from pyramid_debugtoolbar.toolbar import DebugToolbar
+
+    assert _compat.toolbar_app_interface() is not None, 'IToolbarWSGIApp moved'
+    assert hasattr(SQLADebugPanel, 'process_response'), 'SQLADebugPanel changed'
+    init = inspect.getsource(DebugToolbar)
+    assert 'self.panels' in init and 'status_int' in init, (
+        "pyramid_debugtoolbar's DebugToolbar no longer keeps panels/status_int")
+
+    class Toolbar:
+        status_int = 599
+        panels = ()
+
+    toolbar = Toolbar()
+    _compat.toolbar_set_status(toolbar, 302, 599)
+    assert toolbar.status_int == 302
+    _compat.toolbar_refresh_sql_panel(toolbar, Response())
+    assert _compat.toolbar_of(DummyRequest()) is None

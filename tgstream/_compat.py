@@ -1,0 +1,191 @@
+"""Every use tgstream makes of another library's internals, in one place.
+
+Each entry is named for what it reaches into, says why no public API does
+the job, and is covered by ``tests/test_compat.py``, which fails loudly (with
+the entry's name) when the library changes. Uses with a public equivalent
+were removed: the stream's transaction learns that a transaction ended from
+the public ``ISynchronizer.afterCompletion`` (no ``txn._manager``).
+
+Nothing here is public API.
+"""
+from __future__ import annotations
+
+import operator
+from collections import deque
+from typing import Any, Callable
+
+from pyramid.interfaces import IExecutionPolicy
+from pyramid.router import default_execution_policy
+from pyramid.threadlocal import manager as _threadlocal_manager
+
+# -- WebOb -------------------------------------------------------------------
+
+
+def app_iter_is_list(response: Any) -> bool:
+    """WebOb ``Response._app_iter``: the body ``app_iter`` returns, read
+    without the property (the stream tween's one-check fast path, taken by
+    every non-stream response). A ``Response`` built otherwise, or a WebOb
+    without the attribute, just takes the slower path."""
+    return getattr(response, '_app_iter', None).__class__ is list
+
+
+# -- Pyramid -----------------------------------------------------------------
+
+
+def threadlocal_stack() -> list:
+    """Pyramid's thread-local stack (``pyramid.threadlocal.manager.stack``).
+
+    The public ``manager.push``/``pop`` pop the top entry; a stream must pop
+    exactly what it pushed even when a misbehaving generator left entries
+    above it, so it truncates the stack to its depth."""
+    return _threadlocal_manager.stack
+
+
+def take_finished_callbacks(request: Any) -> deque:
+    """Pyramid ``Request.finished_callbacks`` (the deque
+    ``add_finished_callback`` appends to and the router drains): moved off
+    the request before the router runs them, so that they run when the
+    stream ends. Pyramid has no API to defer them."""
+    callbacks = request.finished_callbacks
+    request.finished_callbacks = deque()
+    return callbacks
+
+
+def put_finished_callbacks(request: Any, callbacks: deque) -> None:
+    """Give ``request`` back the deque :func:`take_finished_callbacks` took."""
+    request.finished_callbacks = callbacks
+
+
+def execution_policy(registry: Any) -> Callable:
+    """The application's execution policy (the ``IExecutionPolicy`` utility,
+    or Pyramid's default). The router calls it as ``response =
+    policy(environ, router)`` and then ``response(environ, start_response)``
+    -- the only place outside every tween where a stream can still be lost
+    (tgstream.guard relies on that order)."""
+    return registry.queryUtility(IExecutionPolicy) or default_execution_policy
+
+
+def register_execution_policy(registry: Any, policy: Callable) -> None:
+    """Install ``policy`` as the ``IExecutionPolicy`` utility directly: the
+    public ``config.set_execution_policy`` is a conflicting action, and
+    tgstream must wrap (not replace) pyramid_retry's or the app's policy."""
+    registry.registerUtility(policy, IExecutionPolicy)
+
+
+def json_renderer_parts(renderer: Any) -> tuple[Callable, dict, Any]:
+    """``pyramid.renderers.JSON``'s ``serializer``, ``kw`` and
+    ``components`` (its adapter registry): a stream encodes values by the
+    app's own JSON rules, and the renderer exposes only ``add_adapter`` and
+    rendering a whole value."""
+    return renderer.serializer, dict(renderer.kw), renderer.components
+
+
+# -- pyramid_tm / transaction -----------------------------------------------
+
+#: pyramid_tm's tween (its name in the tween list)
+TM_TWEEN = 'pyramid_tm.tm_tween_factory'
+#: pyramid_tm resolves a dotted ``tm.manager_hook`` in a configuration action
+#: of order 10; tgstream wraps the resolved hook in an action just after it.
+AFTER_TM_MANAGER_HOOK = 11
+
+
+def defer_commit_abort(txn: Any, commit: Callable, abort: Callable) -> None:
+    """Shadow a ``transaction.Transaction``'s ``commit``/``abort`` methods
+    with instance attributes: pyramid_tm's egress calls
+    ``manager.commit()``/``abort()``, which call the current transaction's,
+    and tgstream must only *record* that decision while the stream runs.
+    Neither library has a hook that can veto or postpone the commit."""
+    txn.commit = commit
+    txn.abort = abort
+
+
+def transaction_manager_of(txn: Any) -> Any:
+    """``transaction.Transaction._manager``, the manager that began ``txn``
+    (``None`` once it ended): a data manager is to expose it as its
+    ``transaction_manager`` (``IDataManager``), and a transaction has no
+    public way to name its manager. (tgstream.live's in-process backend.)"""
+    return getattr(txn, '_manager', None)
+
+
+def undefer_commit_abort(txn: Any) -> None:
+    """Remove what :func:`defer_commit_abort` set (the class methods again)."""
+    txn.__dict__.pop('commit', None)
+    txn.__dict__.pop('abort', None)
+
+
+# -- SQLAlchemy --------------------------------------------------------------
+
+#: SQLAlchemy ``Row._parent`` (the result's metadata, shared by every row of
+#: one result): rows of one result get one converter, decided once. No public
+#: attribute tells two results' rows apart.
+row_result = operator.attrgetter('_parent')
+
+
+def batch_expunge(session: Any) -> Callable[[list], None] | None:
+    """SQLAlchemy ``Session._expunge_states``: what ``Session.expunge`` uses
+    itself, a tenth of its cost per object (no cascade walk). ``None`` if it
+    is gone: callers then use the public ``Session.expunge``."""
+    return getattr(session, '_expunge_states', None)
+
+
+# -- pyramid_jinja2 ----------------------------------------------------------
+
+
+def jinja2_template(helper: Any) -> Any:
+    """pyramid_jinja2's renderer's ``template_loader()`` (reached through
+    Pyramid's ``RendererHelper.renderer``): the template resolved exactly as
+    pyramid_jinja2 resolves it (package-relative names, asset specs, search
+    path, cache). pyramid_jinja2 only offers rendering a whole page."""
+    return helper.renderer.template_loader()
+
+
+# -- waitress ----------------------------------------------------------------
+
+
+def client_disconnected_error() -> Exception:
+    """waitress' ``waitress.channel.ClientDisconnected``: raised from the
+    body, waitress logs it at INFO and closes the connection without the
+    terminating chunk. (Only waitress sets the ``client_disconnected`` probe
+    this answers.)"""
+    try:
+        from waitress.channel import ClientDisconnected
+    except ImportError:  # pragma: no cover - someone else set the key
+        return ConnectionAbortedError('client disconnected')
+    return ClientDisconnected('client disconnected; the stream was closed')
+
+
+# -- pyramid_debugtoolbar ----------------------------------------------------
+
+
+def toolbar_app_interface() -> Any:
+    """pyramid_debugtoolbar's ``IToolbarWSGIApp`` (registered when the
+    toolbar is included), or ``None`` without the toolbar."""
+    try:
+        from pyramid_debugtoolbar.toolbar import IToolbarWSGIApp
+    except ImportError:
+        return None
+    return IToolbarWSGIApp
+
+
+def toolbar_of(request: Any) -> Any:
+    """``request.debug_toolbar``: set by the toolbar's tween on requests it
+    monitors (the toolbar has no API to ask)."""
+    return getattr(request, 'debug_toolbar', None)
+
+
+def toolbar_set_status(toolbar: Any, status_int: int, placeholder: int) -> None:
+    """Correct the status the toolbar recorded (``toolbar.status_int``) when
+    it recorded the ``placeholder`` tgstream showed it."""
+    if getattr(toolbar, 'status_int', None) == placeholder:
+        toolbar.status_int = status_int
+
+
+def toolbar_refresh_sql_panel(toolbar: Any, response: Any) -> None:
+    """Rebuild the SQL panel's snapshot (``toolbar.panels``, the panel's
+    ``process_response``): it snapshots its queries when the toolbar tween
+    returns, before the stream's queries ran."""
+    from pyramid_debugtoolbar.panels.sqla import SQLADebugPanel
+
+    for panel in getattr(toolbar, 'panels', ()):
+        if isinstance(panel, SQLADebugPanel):
+            panel.process_response(response)
