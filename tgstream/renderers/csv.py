@@ -246,12 +246,14 @@ class CSVEncoder(BaseEncoder):
             return b''
         state = self._state()
         plain: frozenset = frozenset()
+        rows: list
         try:
             if items.__class__ is TextRows:  # tuples of one result (stream_query)
-                pick = self._fields_picker(items.keys, items)
-                rows = items if pick is list else [pick(row) for row in items]
-                if pick is list:
-                    plain = items.plain
+                fields_pick = self._fields_picker(items.keys, items)
+                if fields_pick is list:
+                    rows, plain = items, items.plain
+                else:
+                    rows = [fields_pick(row) for row in items]
             elif items.__class__ is ResultRows:  # one result: one picker for all
                 self._row_cells(items[0])
                 pick = self._row_picker
