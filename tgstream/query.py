@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterator
 
-from ._compat import batch_expunge
+from ._compat import batch_expunge, prefetched_rows
 from .items import Batch, ResultRows
 
 
@@ -211,8 +211,7 @@ def _text_partitions(result, fetch: int) -> Iterator[TextRows] | None:
             return None
     # SQLAlchemy's server-side cursor strategy reads one row at execution
     # time: take that one through the result, the rest from the cursor.
-    buffer = getattr(getattr(result, 'cursor_strategy', None), '_rowbuffer', None)
-    if buffer is None or len(buffer) != 1:
+    if prefetched_rows(result) != 1:
         return None
     connection = cursor.connection
     if not connection.info.parameter_status('DateStyle').startswith('ISO'):
