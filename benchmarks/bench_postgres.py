@@ -296,14 +296,16 @@ NOTES = """
   server's, and every scenario shares the cores with the server's work.
 - T-json fetches with a server-side cursor 1 000 rows per round trip, as R
   does (stream_query's FETCH_ROWS), and encodes 500 rows per orjson call.
-- T-csv: about half of its time is the csv module writing the rows (a
-  str() per cell; a datetime's str() is its slowest part), the rest is
-  psycopg and SQLAlchemy building the rows, which K never does: COPY's
-  rows are formatted by the server. The formula guard costs a few set
-  operations per column of a batch. A COPY fast path (the optional part of
-  issue 14) is not built: the server's text for timestamps, floats, empty
-  strings and line endings differs from the csv renderer's, so it would
-  not be byte-identical without reimplementing Python's formatting in SQL.
+- T-csv: the csv renderer reads stream_query's rows from the psycopg
+  cursor as plain tuples (no SQLAlchemy Row per row) with the integer and
+  timestamp columns loaded as text (the text str() gives of their values,
+  checked per column of a batch), and the formula guard skips those
+  columns; what remains is psycopg's fetch and the csv module writing the
+  rows, about half each. K never does either: COPY's rows are formatted by
+  the server. A COPY fast path (the optional part of issue 14) is not
+  built: the server's text for timestamps, floats, empty strings and line
+  endings differs from the csv renderer's, so it would not be
+  byte-identical without reimplementing Python's formatting in SQL.
 - The -yield variants pay per row for the generator and SQLAlchemy's
   per-row iteration; their items are encoded in runs like batches.
 """

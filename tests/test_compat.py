@@ -155,6 +155,19 @@ def test_sqlalchemy_row_result_and_batch_expunge():
         assert list(inspect.signature(expunge).parameters) == ['states', 'to_transient']
 
 
+def test_sqlalchemy_prefetched_rows(pg_engine):
+    sqlalchemy = pytest.importorskip('sqlalchemy')
+    with pg_engine.connect() as connection:
+        result = connection.execute(
+            sqlalchemy.text('select generate_series(1, 10)').execution_options(yield_per=3))
+        assert _compat.prefetched_rows(result) == 1, (
+            'SQLAlchemy no longer reads one row ahead into cursor_strategy._rowbuffer')
+        assert result.fetchone() == (1,)
+        assert _compat.prefetched_rows(result) == 0
+        assert result.cursor.fetchone() == (2,)  # the rest comes from the cursor
+        result.close()
+
+
 def test_pyramid_jinja2_template_loader(tmp_path):
     pytest.importorskip('pyramid_jinja2')
     from pyramid.renderers import RendererHelper

@@ -128,6 +128,17 @@ def batch_expunge(session: Any) -> Callable[[list], None] | None:
     return getattr(session, '_expunge_states', None)
 
 
+def prefetched_rows(result: Any) -> int | None:
+    """SQLAlchemy ``CursorResult.cursor_strategy._rowbuffer``: how many rows
+    a ``yield_per`` (server-side cursor) result has read ahead of the caller
+    (one, at execution time). ``stream_query``'s csv fast path takes those
+    through the result and the rest from the driver's cursor; no public API
+    tells how many there are. ``None`` if unknown: the fast path is not
+    taken."""
+    buffer = getattr(getattr(result, 'cursor_strategy', None), '_rowbuffer', None)
+    return None if buffer is None else len(buffer)
+
+
 # -- pyramid_jinja2 ----------------------------------------------------------
 
 

@@ -9,9 +9,10 @@ identity map holds one batch at a time.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Iterator
 
-from ._compat import batch_expunge
+from ._compat import batch_expunge, prefetched_rows
 from .items import Batch, ResultRows
 
 
@@ -71,8 +72,13 @@ class QueryStream:
             batch = DEFAULT_BATCH_OBJECTS if entities else DEFAULT_BATCH_ROWS
         self.batch = batch
 
-    def batches(self) -> Iterator[Batch]:
-        """The results as :class:`tgstream.Batch` lists of ``batch`` items."""
+    def batches(self, text: bool = False) -> Iterator[Batch]:
+        """The results as :class:`tgstream.Batch` lists of ``batch`` items.
+
+        ``text=True`` (the ``csv`` renderer): rows of a plain column select
+        on PostgreSQL with psycopg may come as :class:`TextRows` of tuples
+        whose cells are the text ``str()`` gives of the usual values (see
+        :func:`_text_partitions`); any other result as usual."""
         from sqlalchemy.orm import scoped_session
 
         session = self.session
@@ -90,6 +96,14 @@ class QueryStream:
         orm = self.expunge and bool(self.entity_columns)
         batch = self.batch
         try:
+            if text and not self.scalars and not self.entity_columns:
+                partitions = _text_partitions(result, fetch)
+                if partitions is not None:
+                    for partition in partitions:
+                        for start in range(0, len(partition), batch):
+                            yield Batch(partition.part(start, batch)
+                                        if fetch > batch else partition)
+                    return
             # Rows of one result: the encoders need not check each row.
             rows = not self.scalars
             # one partition per fetch (a partition smaller than the fetch
@@ -118,6 +132,10 @@ class QueryStream:
     #: the optional protocol of the stream renderers (json, ndjson, csv)
     tgstream_batches = batches
 
+    def tgstream_text_batches(self) -> Iterator[Batch]:
+        """:meth:`batches` with ``text=True`` (the ``csv`` renderer's)."""
+        return self.batches(text=True)
+
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
             yield from batch.items
@@ -136,6 +154,111 @@ DEFAULT_BATCH_OBJECTS = 100
 DEFAULT_BATCH_ROWS = 500
 #: Rows (not ORM objects) are fetched at least this many at a time.
 FETCH_ROWS = 1000
+
+
+class TextRows(list):
+    """Rows of one result as plain tuples (the ``csv`` renderer's fast path).
+
+    ``keys``: the column names. ``plain``: the indexes of the columns whose
+    cells are digits-first text or ``None`` (integers, dates and timestamps
+    loaded as the text ``str()`` gives of their Python values), which the
+    formula guard and the quoting checks may skip.
+    """
+
+    __slots__ = ('keys', 'plain')
+
+    def __init__(self, rows, keys: list, plain: frozenset):
+        super().__init__(rows)
+        self.keys = keys
+        self.plain = plain
+
+    def part(self, start: int, size: int) -> 'TextRows':
+        return TextRows(self[start:start + size], self.keys, self.plain)
+
+
+# PostgreSQL type oids whose text form (DateStyle ISO) is what str() gives
+# of psycopg's Python value: int2, int4, int8 always; date and timestamp
+# (without time zone) when the text has exactly the usual length (no
+# fraction of a second, no BC, no infinity, a 4-digit year) -- other values
+# are loaded by psycopg's own loader, then str()'d.
+_TEXT_INTEGERS = (20, 21, 23)
+_TEXT_DATES = {1082: 10, 1114: 19}
+
+
+def _text_partitions(result, fetch: int) -> Iterator[TextRows] | None:
+    """The partitions of ``result`` as :class:`TextRows` read from the
+    psycopg cursor itself (no SQLAlchemy ``Row`` per row), or ``None`` when
+    that would not give the same cells: another dialect or driver, a column
+    with a SQLAlchemy result processor (a ``TypeDecorator``, an ``Enum``...),
+    a result that is not a plain ``CursorResult``."""
+    context = getattr(result, 'context', None)
+    cursor = getattr(result, 'cursor', None)
+    dialect = getattr(context, 'dialect', None)
+    if (
+        cursor is None or dialect is None
+        or dialect.name != 'postgresql' or dialect.driver != 'psycopg'
+        or not hasattr(cursor, 'adapters')
+    ):
+        return None
+    description = cursor.description
+    compiled = getattr(context, 'compiled', None)
+    columns = list(getattr(getattr(compiled, 'statement', None), 'selected_columns', ()))
+    if not description or len(columns) != len(description):
+        return None
+    for column, desc in zip(columns, description):
+        impl = column.type.dialect_impl(dialect)
+        if impl.result_processor(dialect, desc.type_code) is not None:
+            return None
+    # SQLAlchemy's server-side cursor strategy reads one row at execution
+    # time: take that one through the result, the rest from the cursor.
+    if prefetched_rows(result) != 1:
+        return None
+    connection = cursor.connection
+    if not connection.info.parameter_status('DateStyle').startswith('ISO'):
+        return None
+    return _read_text(result, cursor, fetch, description)
+
+
+def _read_text(result, cursor, fetch, description) -> Iterator[TextRows]:
+    from psycopg.pq import Format
+    from psycopg.types.string import TextLoader
+
+    first = result.fetchone()  # from SQLAlchemy's buffer: no fetch
+    keys = list(result.keys())
+    integers = [i for i, d in enumerate(description) if d.type_code in _TEXT_INTEGERS]
+    dates = [(i, _TEXT_DATES[d.type_code]) for i, d in enumerate(description)
+             if d.type_code in _TEXT_DATES]
+    texts = frozenset(integers) | frozenset(i for i, _ in dates)
+    adapters = cursor.adapters  # the cursor's own copy: the connection is unchanged
+    loaders = {}
+    for oid in {description[i].type_code for i in texts}:
+        loaders[oid] = cursor.connection.adapters.get_loader(oid, Format.TEXT)(oid, cursor)
+        adapters.register_loader(oid, TextLoader)
+    first_row = tuple(
+        str(value) if index in texts and value is not None else value
+        for index, value in enumerate(first)
+    )
+    rows = TextRows([first_row], keys, texts)
+    rows.extend(cursor.fetchmany(fetch - 1))
+    while rows:
+        for index, length in dates:
+            column = [value for value in map(operator.itemgetter(index), rows)
+                      if value is not None]
+            if set(map(len, column)) - {length}:
+                _fix_dates(rows, index, length, loaders[description[index].type_code])
+        yield rows
+        rows = TextRows(cursor.fetchmany(fetch), keys, texts)
+
+
+def _fix_dates(rows: list, index: int, length: int, loader) -> None:
+    # Unusual dates (fractions of a second, BC, infinity, years past 9999):
+    # psycopg's own loader (its value or its error), then str().
+    for number, row in enumerate(rows):
+        value = row[index]
+        if value is not None and len(value) != length:
+            cells = list(row)
+            cells[index] = str(loader.load(value.encode('ascii')))
+            rows[number] = tuple(cells)
 
 
 def _result_types() -> tuple:

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 from ..items import ResultRows
+from ..query import TextRows
 from ..settings import get_settings
 from . import BaseEncoder, StreamRenderer
 from .csvsafe import (
@@ -122,10 +123,11 @@ class CSVEncoder(BaseEncoder):
             return
         self._writerows([guard(cells)])
 
-    def _writerows(self, rows: list) -> None:
+    def _writerows(self, rows: list, plain: frozenset = frozenset()) -> None:
         # rows already guarded
         quoted = self._quoted_writer
-        flags = rows_needing_quotes(rows, self._separators) if quoted is not None else None
+        flags = (rows_needing_quotes(rows, self._separators, plain)
+                 if quoted is not None else None)
         if flags is None:
             self._writer.writerows(rows)
             return
@@ -198,7 +200,10 @@ class CSVEncoder(BaseEncoder):
         return self._row_picker(row)
 
     def _picker(self, row) -> Callable[[Any], list]:
-        fields = list(row._fields)
+        return self._fields_picker(list(row._fields), row)
+
+    def _fields_picker(self, fields: list, row: Any) -> Callable[[Any], list]:
+        # the cells of rows with these column names, in the header's order
         if not self.started:
             self._start(self.columns if self.columns is not None else fields)
         keys = self._named_columns(row)
@@ -240,8 +245,16 @@ class CSVEncoder(BaseEncoder):
         if not items:
             return b''
         state = self._state()
+        plain: frozenset = frozenset()
+        rows: list
         try:
-            if items.__class__ is ResultRows:  # one result: one picker for all
+            if items.__class__ is TextRows:  # tuples of one result (stream_query)
+                fields_pick = self._fields_picker(items.keys, items)
+                if fields_pick is list:
+                    rows, plain = items, items.plain
+                else:
+                    rows = [fields_pick(row) for row in items]
+            elif items.__class__ is ResultRows:  # one result: one picker for all
                 self._row_cells(items[0])
                 pick = self._row_picker
                 assert pick is not None  # set by _row_cells
@@ -254,7 +267,8 @@ class CSVEncoder(BaseEncoder):
                 self._writer.writerows(rows)
             else:
                 self._writerows(
-                    guard_rows(rows) if guard is guard_row else [guard(row) for row in rows])
+                    guard_rows(rows, plain) if guard is guard_row
+                    else [guard(row) for row in rows], plain)
             self._check_widths(rows)
         except BaseException:
             self._restore(state)
@@ -330,6 +344,13 @@ class CSVStreamRenderer(StreamRenderer):
                 'the option, or turn the guard off (formula_guard=False) for '
                 'files only programs read' % problem,
             )
+
+    def __call__(self, value: Any, request) -> tuple:
+        # stream_query's rows as tuples of text where that is the same file
+        text_batches = getattr(value, 'tgstream_text_batches', None)
+        if self.batches and text_batches is not None:
+            return text_batches(), self.encoder(request)
+        return super().__call__(value, request)
 
     def encoder(self, request) -> Encoder:
         guard = self.formula_guard

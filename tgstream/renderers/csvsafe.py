@@ -59,12 +59,13 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import operator
 import re
 import uuid
 from decimal import Decimal
 from numbers import Number
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 #: First characters that make a spreadsheet evaluate a cell.
 DANGEROUS_PREFIXES = frozenset('=+-@|%\t\r\0')
@@ -178,25 +179,37 @@ def _column_is_safe(column: tuple) -> bool:
     if types == {str}:
         # no trigger first, and no separator inside (a formula could follow)
         return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column)) and (
-            SEPARATORS.isdisjoint(''.join(column)))
+            _finder(SEPARATORS)(''.join(column)) is None)
     return False
 
 
-def guard_rows(rows: list) -> list:
+@functools.lru_cache(maxsize=32)
+def _finder(characters: frozenset) -> Callable[[str], Any]:
+    # The search of a regular expression's character class scans a long
+    # string many times faster than frozenset.isdisjoint(string) (which
+    # makes and hashes a 1-character string per character).
+    if not characters:
+        return lambda text: None
+    return re.compile('[%s]' % ''.join(map(re.escape, sorted(characters)))).search
+
+
+def guard_rows(rows: list, plain: frozenset = frozenset()) -> list:
     """``rows`` with every cell passed through :func:`guard_cell`.
 
     The same cells as :func:`guard_row` on each row, decided column by
     column: a batch whose columns are all harmless (the usual case) is
     returned as it is, without a copy; otherwise only the columns with a
     cell to neutralise are rebuilt. Rows of unequal lengths are guarded row
-    by row.
+    by row. ``plain``: indexes of columns the caller knows hold only cells
+    that start with a digit (or ``None``): not checked.
     """
     if not rows:
         return rows
     if len(set(map(len, rows))) != 1:
         return [guard_row(row) for row in rows]
     columns: list[Any] = list(zip(*rows))
-    unsafe = [index for index, column in enumerate(columns) if not _column_is_safe(column)]
+    unsafe = [index for index, column in enumerate(columns)
+              if index not in plain and not _column_is_safe(column)]
     if not unsafe:
         return rows
     for index in unsafe:
@@ -220,18 +233,21 @@ def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool
     return False
 
 
-def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS) -> list | None:
+def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS,
+                        plain: frozenset = frozenset()) -> list | None:
     """:func:`row_needs_quotes` for each row, or None when no row needs it.
 
     Decided column by column at C speed when it can (the usual batch has no
-    such cell); otherwise row by row.
+    such cell); otherwise row by row. ``plain``: as for :func:`guard_rows`.
     """
     if rows and len(set(map(len, rows))) == 1:
-        for column in zip(*rows):
+        for index, column in enumerate(zip(*rows)):
+            if index in plain:
+                continue
             types = set(map(type, column))
             if str not in types:
                 continue
-            if types == {str} and separators.isdisjoint(''.join(column)) and not any(
+            if types == {str} and _finder(separators)(''.join(column)) is None and not any(
                 map(str.isspace, map(_first_char, column))
             ):
                 continue
