@@ -100,6 +100,13 @@ def includeme(config) -> None:
     - pyramid_debugtoolbar never buffers or rewrites a stream (the
       ``tgstream.toolbar.toolbar_guard_tween_factory`` tween, under the
       toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).
+    - A stream whose body never reaches the server (``start_response``
+      rejects a header, a ``NewResponse`` subscriber or a later response
+      callback raises) is closed before the request's thread moves on: its
+      transaction aborted, its finished callbacks run (``tgstream.guard``
+      wraps the app's execution policy). A wrapped body (a compressing
+      tween) is closed after its wrapper; ``tgstream.compress = true``
+      gzips streams with a flush per write.
     - ``tgstream.StreamFinished`` is notified once per stream, after it
       ended, with its outcome.
     - ``tgstream.notify(request, channel, payload)`` and
