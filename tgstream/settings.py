@@ -103,15 +103,23 @@ def as_session(name: str, value: Any) -> Any:
     return session
 
 
-def as_policy(name: str, value: Any) -> str:
-    """A transaction policy name (``stream`` or ``view``)."""
-    text = value.strip() if isinstance(value, str) else value
-    if text not in TRANSACTION_POLICIES:
-        raise ConfigurationError(
-            '%s = %r is not a transaction policy; use one of: %s'
-            % (name, value, ', '.join(TRANSACTION_POLICIES))
-        )
-    return text
+def as_choice(choices: tuple[str, ...], what: str) -> Callable[[str, Any], str]:
+    """A parser accepting one of ``choices`` (``what`` names them in errors)."""
+
+    def parse(name: str, value: Any) -> str:
+        text = value.strip() if isinstance(value, str) else value
+        if text not in choices:
+            raise ConfigurationError(
+                '%s = %r is not %s; use one of: %s'
+                % (name, value, what, ', '.join(choices))
+            )
+        return text
+
+    return parse
+
+
+#: A transaction policy name (``stream`` or ``view``).
+as_policy = as_choice(TRANSACTION_POLICIES, 'a transaction policy')
 
 
 def as_object(name: str, value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 from pyramid.exceptions import ConfigurationError
 
-from ..settings import as_number
+from ..settings import as_choice, as_number
 
 BACKENDS = ('memory', 'postgresql')
 
@@ -34,14 +34,7 @@ class LiveSettings:
     pg_channel: str = 'tgstream_live'
 
 
-def _backend(name: str, value: Any) -> str:
-    text = value.strip() if isinstance(value, str) else value
-    if text not in BACKENDS:
-        raise ConfigurationError(
-            '%s = %r is not a live backend; use one of: %s'
-            % (name, value, ', '.join(BACKENDS))
-        )
-    return text
+_backend = as_choice(BACKENDS, 'a live backend')
 
 
 def _pg_channel(name: str, value: Any) -> str:
