@@ -140,3 +140,15 @@ def any_engine(request):
 @pytest.fixture
 def postgresql_engine(pg_engine):
     return pg_engine
+
+
+@pytest.fixture(params=['orjson', 'stdlib'])
+def json_impl(request, monkeypatch):
+    """Run the test with orjson, then with the standard library alone."""
+    from tgstream.renderers import jsonrules
+
+    if request.param == 'stdlib':
+        monkeypatch.setattr(jsonrules, 'orjson', None)
+    else:
+        pytest.importorskip('orjson')
+    return request.param

@@ -5,6 +5,7 @@ what tgstream reaches into, the test of that entry fails and says which.
 """
 from __future__ import annotations
 
+import datetime
 import inspect
 from collections import deque
 
@@ -208,3 +209,38 @@ def test_pyramid_debugtoolbar_internals():
     assert toolbar.status_int == 302
     _compat.toolbar_refresh_sql_panel(toolbar, Response())
     assert _compat.toolbar_of(DummyRequest()) is None
+
+
+def test_sqlalchemy_result_processors():
+    sqlalchemy = pytest.importorskip('sqlalchemy')
+    from sqlalchemy.engine.row import Row
+
+    engine = sqlalchemy.create_engine('sqlite://')
+    metadata = sqlalchemy.MetaData()
+    table = sqlalchemy.Table('t', metadata, sqlalchemy.Column('id', sqlalchemy.Integer),
+                             sqlalchemy.Column('at', sqlalchemy.DateTime))
+    metadata.create_all(engine)
+    with engine.connect() as connection:
+        connection.execute(table.insert(), [{'id': 1, 'at': datetime.datetime(2024, 1, 2)}])
+
+        def result():
+            return connection.execute(sqlalchemy.select(table))
+
+        processors = _compat.result_processors(result())
+        assert isinstance(processors, list) and len(processors) == 2, (
+            'SQLAlchemy CursorResult._metadata._processors changed')
+        assert processors[0] is None and callable(processors[1])
+        # what a Row holds: the driver's values through these processors
+        raw = connection.exec_driver_sql('SELECT id, at FROM t').fetchone()
+        row = result().fetchone()
+        assert tuple(p(v) if p else v for p, v in zip(processors, raw)) == tuple(row)
+        # filtered results: their rows are not the driver's rows processed
+        for filtered in (result().unique(), result().columns('at'), result().mappings(),
+                         result().scalars(), result().freeze()()):
+            assert _compat.result_processors(filtered) is None, filtered
+    # row_result: the descriptor's __get__, for rows only
+    assert _compat.row_result(row) is row._parent
+    assert isinstance(row, Row)
+    for other in (object(), (1, 2), None):
+        with pytest.raises(_compat.NOT_A_ROW):
+            _compat.row_result(other)

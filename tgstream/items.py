@@ -65,6 +65,27 @@ class ResultRows(list):
     __slots__ = ()
 
 
+class TupleRows(list):
+    """Rows of one result as plain tuples: the values their ``Row`` would
+    hold, in column order, with the result's column names (``keys``, one
+    list shared by every batch of the result).
+
+    :func:`tgstream.stream_query` yields such batches to the renderers that
+    ask for them (json, ndjson, csv): building a ``Row`` per row costs more
+    than encoding it. Each tuple encodes exactly as its ``Row`` would.
+    """
+
+    __slots__ = ('keys',)
+
+    def __init__(self, rows: Iterable[Any], keys: list):
+        super().__init__(rows)
+        self.keys = keys
+
+    def part(self, start: int, size: int) -> 'TupleRows':
+        """``size`` rows from ``start``, as the same kind of batch."""
+        return TupleRows(self[start:start + size], self.keys)
+
+
 class StreamEncodeError(Exception):
     """An item of a stream could not be encoded.
 

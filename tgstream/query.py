@@ -12,8 +12,8 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterator
 
-from ._compat import batch_expunge, prefetched_rows
-from .items import Batch, ResultRows
+from ._compat import batch_expunge, prefetched_rows, result_processors
+from .items import Batch, ResultRows, TupleRows
 
 
 def _entity_columns(statement: Any) -> list[int]:
@@ -72,13 +72,16 @@ class QueryStream:
             batch = DEFAULT_BATCH_OBJECTS if entities else DEFAULT_BATCH_ROWS
         self.batch = batch
 
-    def batches(self, text: bool = False) -> Iterator[Batch]:
+    def batches(self, text: bool = False, tuples: bool = False) -> Iterator[Batch]:
         """The results as :class:`tgstream.Batch` lists of ``batch`` items.
 
-        ``text=True`` (the ``csv`` renderer): rows of a plain column select
-        on PostgreSQL with psycopg may come as :class:`TextRows` of tuples
-        whose cells are the text ``str()`` gives of the usual values (see
-        :func:`_text_partitions`); any other result as usual."""
+        ``tuples=True`` (the ``json`` and ``ndjson`` renderers): the rows of
+        a plain column select may come as :class:`~tgstream.items.TupleRows`
+        read from the driver's cursor (see :func:`_tuple_partitions`).
+        ``text=True`` (the ``csv`` renderer): the same, and on PostgreSQL
+        with psycopg as :class:`TextRows` whose cells are the text ``str()``
+        gives of the usual values (see :func:`_text_partitions`). Any other
+        result as ``Row`` objects or ORM objects."""
         from sqlalchemy.orm import scoped_session
 
         session = self.session
@@ -96,8 +99,11 @@ class QueryStream:
         orm = self.expunge and bool(self.entity_columns)
         batch = self.batch
         try:
-            if text and not self.scalars and not self.entity_columns:
-                partitions = _text_partitions(result, fetch)
+            if (text or tuples) and not self.scalars and not self.entity_columns:
+                partitions: Iterator[TupleRows] | None = (
+                    _text_partitions(result, fetch) if text else None)
+                if partitions is None:
+                    partitions = _tuple_partitions(result, fetch)
                 if partitions is not None:
                     for partition in partitions:
                         for start in range(0, len(partition), batch):
@@ -136,6 +142,10 @@ class QueryStream:
         """:meth:`batches` with ``text=True`` (the ``csv`` renderer's)."""
         return self.batches(text=True)
 
+    def tgstream_tuple_batches(self) -> Iterator[Batch]:
+        """:meth:`batches` with ``tuples=True`` (the json renderers')."""
+        return self.batches(tuples=True)
+
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
             yield from batch.items
@@ -156,8 +166,9 @@ DEFAULT_BATCH_ROWS = 500
 FETCH_ROWS = 1000
 
 
-class TextRows(list):
-    """Rows of one result as plain tuples (the ``csv`` renderer's fast path).
+class TextRows(TupleRows):
+    """Rows of one result as plain tuples of text (the ``csv`` renderer's
+    PostgreSQL fast path).
 
     ``keys``: the column names. ``plain``: the indexes of the columns whose
     cells are digits-first text or ``None`` (integers, dates and timestamps
@@ -165,11 +176,10 @@ class TextRows(list):
     formula guard and the quoting checks may skip.
     """
 
-    __slots__ = ('keys', 'plain')
+    __slots__ = ('plain',)
 
     def __init__(self, rows, keys: list, plain: frozenset):
-        super().__init__(rows)
-        self.keys = keys
+        super().__init__(rows, keys)
         self.plain = plain
 
     def part(self, start: int, size: int) -> 'TextRows':
@@ -259,6 +269,63 @@ def _fix_dates(rows: list, index: int, length: int, loader) -> None:
             cells = list(row)
             cells[index] = str(loader.load(value.encode('ascii')))
             rows[number] = tuple(cells)
+
+
+def _tuple_partitions(result, fetch: int) -> Iterator[TupleRows] | None:
+    """The partitions of ``result`` as :class:`~tgstream.items.TupleRows`
+    read from the driver's cursor and put through SQLAlchemy's own result
+    processors (the values each ``Row`` would hold, without building the
+    ``Row``), or ``None`` when that is not known to give the same values
+    (see :func:`tgstream._compat.result_processors`)."""
+    cursor = getattr(result, 'cursor', None)
+    processors = result_processors(result)
+    if (
+        cursor is None or processors is None
+        or not cursor.description or len(processors) != len(cursor.description)
+        # the rows read ahead at execution time come through the result
+        or prefetched_rows(result) != 1
+    ):
+        return None
+    return _read_tuples(result, cursor, fetch, _tuple_processor(processors))
+
+
+def _tuple_processor(processors: list):
+    """``rows -> rows`` with each column through its processor (generated:
+    one comprehension per fetch), or ``None`` when no column has one."""
+    if not any(processors):
+        return None
+    namespace: dict[str, Any] = {}
+    names = ''.join('v%d, ' % index for index in range(len(processors)))
+    cells = []
+    for index, processor in enumerate(processors):
+        if processor is None:
+            cells.append('v%d' % index)
+        else:
+            namespace['_p%d' % index] = processor
+            cells.append('_p{0}(v{0})'.format(index))
+    exec(  # noqa: S102 - names and indexes only
+        'def process(rows):\n    return [(%s,) for (%s) in rows]\n'
+        % (', '.join(cells), names),
+        namespace,
+    )
+    return namespace['process']
+
+
+def _read_tuples(result, cursor, fetch: int, process) -> Iterator[TupleRows]:
+    keys = list(result.keys())
+    first = tuple(result.fetchone())  # from SQLAlchemy's buffer: no fetch
+    raw = cursor.fetchmany(fetch - 1)
+    rows = TupleRows([first], keys)
+    while True:
+        if raw:
+            if raw[0].__class__ is not tuple:  # a driver's own row class
+                raw = [tuple(row) for row in raw]
+            rows.extend(raw if process is None else process(raw))
+        if not rows:
+            return
+        yield rows
+        rows = TupleRows((), keys)
+        raw = cursor.fetchmany(fetch)
 
 
 def _result_types() -> tuple:

@@ -62,13 +62,19 @@ class StreamRenderer:
         return value
 
     def __call__(self, value: Any, request) -> tuple[Iterable[Any], Encoder]:
+        encoder = self.encoder(request)
         if self.batches:
-            batches = getattr(value, 'tgstream_batches', None)
+            batches = None
+            if getattr(encoder, 'takes_tuple_rows', False):
+                # a QueryStream's rows as tuples (tgstream.items.TupleRows)
+                batches = getattr(value, 'tgstream_tuple_batches', None)
+            if batches is None:
+                batches = getattr(value, 'tgstream_batches', None)
             if batches is not None:  # a QueryStream returned by the view
                 value = batches()
             else:  # a SQLAlchemy Result, ScalarResult or Query
                 value = result_batches(value) or value
-        return value, self.encoder(request)
+        return value, encoder
 
     def encoder(self, request) -> Encoder:  # pragma: no cover - abstract
         raise NotImplementedError

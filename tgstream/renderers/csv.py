@@ -31,11 +31,15 @@ import io
 from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
-from ..items import ResultRows
+from ..items import ResultRows, TupleRows
 from ..query import TextRows
 from ..settings import get_settings
 from . import BaseEncoder, StreamRenderer
 from .csvsafe import (
+    DANGEROUS_PREFIXES,
+    SEPARATORS,
+    char_finder,
+    first_chars,
     guard_row,
     guard_rows,
     rows_needing_quotes,
@@ -69,6 +73,69 @@ def _describe(item: Any) -> str:
     return '%s.%s' % (cls.__module__, cls.__qualname__)
 
 
+#: stream_query's batches of tuples (tgstream.items.TupleRows, TextRows)
+_TUPLE_ROWS = (TupleRows, TextRows)
+
+_STR, _STR_NONE, _INT_NONE = {str}, {str, type(None)}, {int, type(None)}
+
+
+def _verbatim_special(dialect: Any) -> str | None:
+    """The characters a cell must not contain to be written as it is by a
+    writer in ``dialect``: its delimiter, quote and escape characters, its
+    line terminator's, the separators and line breaks the formula guard and
+    the quoting of unsafe rows look for, NUL. ``None``: the dialect quotes
+    more than those cells (``quoting`` other than ``QUOTE_MINIMAL``)."""
+    if dialect.quoting != csv.QUOTE_MINIMAL:
+        return None
+    special = set(SEPARATORS) | set(dialect.lineterminator) | {'\0', dialect.delimiter}
+    special.update(c for c in (dialect.quotechar, dialect.escapechar) if c)
+    return ''.join(sorted(special))
+
+
+def verbatim_text(rows: list, plain: frozenset, special: str, delimiter: str,
+                  lineterminator: str) -> str | None:
+    """What the :mod:`csv` writer writes for ``rows`` when a check at C speed,
+    column by column, proves it would write every cell as it is -- and the
+    formula guard and the quoting of unsafe rows would change nothing:
+    ``str`` cells with none of ``special`` and no first character that
+    starts a formula or is white space, ``int`` cells, ``None`` (an empty
+    cell). The cells joined by the delimiter, each line ended by the line
+    terminator. ``None`` when the check fails (the csv module writes them).
+
+    ``plain``: indexes of columns of digits-first text or ``None``
+    (:class:`~tgstream.query.TextRows`), not checked.
+    """
+    if len(set(map(len, rows))) != 1 or len(rows[0]) < 2:
+        return None  # ragged rows, or one-cell rows (csv quotes an empty one)
+    search = char_finder(frozenset(special))
+    columns: list | None = None  # the columns rewritten (None as '', int as str)
+    kinds: set
+    for index, column in enumerate(zip(*rows)):
+        if index in plain:
+            kinds = _STR_NONE if None in column else _STR
+        else:
+            kinds = set(map(type, column))
+            if kinds <= _INT_NONE and int in kinds:
+                columns = columns or list(zip(*rows))
+                columns[index] = ['' if value is None else str(value) for value in column]
+                continue
+            if not kinds <= _STR_NONE:
+                return None
+            text = [value for value in column if value is not None] if kinds != _STR else column
+            starts = first_chars(text)
+            if (
+                search(''.join(text)) is not None
+                or not starts.isdisjoint(DANGEROUS_PREFIXES)
+                or any(map(str.isspace, starts))
+            ):
+                return None
+        if kinds != _STR:
+            columns = columns or list(zip(*rows))
+            columns[index] = ['' if value is None else value for value in column]
+    lines = rows if columns is None else zip(*columns)
+    return lineterminator.join(map(delimiter.join, lines)) + lineterminator
+
+
 class CSVEncoder(BaseEncoder):
     """Encode items as CSV rows (see the module docstring)."""
 
@@ -95,6 +162,8 @@ class CSVEncoder(BaseEncoder):
             else None
         )
         self._separators = unquoted_separators(self._writer.dialect)
+        dialect = self._writer.dialect
+        self._verbatim = (_verbatim_special(dialect), dialect.delimiter, dialect.lineterminator)
         self.columns = list(columns) if columns is not None else None
         self.header = header
         self.guard = guard
@@ -248,10 +317,12 @@ class CSVEncoder(BaseEncoder):
         plain: frozenset = frozenset()
         rows: list
         try:
-            if items.__class__ is TextRows:  # tuples of one result (stream_query)
+            if items.__class__ in _TUPLE_ROWS:  # tuples of one result (stream_query)
                 fields_pick = self._fields_picker(items.keys, items)
                 if fields_pick is list:
-                    rows, plain = items, items.plain
+                    rows = items
+                    if items.__class__ is TextRows:
+                        plain = items.plain
                 else:
                     rows = [fields_pick(row) for row in items]
             elif items.__class__ is ResultRows:  # one result: one picker for all
@@ -263,7 +334,14 @@ class CSVEncoder(BaseEncoder):
             else:
                 rows = [self._cells(item) for item in items]
             guard = self.guard
-            if guard is None:
+            special, delimiter, lineterminator = self._verbatim
+            text = (
+                verbatim_text(rows, plain, special, delimiter, lineterminator)
+                if special is not None and (guard is None or guard is guard_row) else None
+            )
+            if text is not None:  # what the writer would write, faster
+                self._out.write(text)
+            elif guard is None:
                 self._writer.writerows(rows)
             else:
                 self._writerows(

@@ -179,12 +179,17 @@ def _column_is_safe(column: tuple) -> bool:
     if types == {str}:
         # no trigger first, and no separator inside (a formula could follow)
         return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column)) and (
-            _finder(SEPARATORS)(''.join(column)) is None)
+            char_finder(SEPARATORS)(''.join(column)) is None)
     return False
 
 
+def first_chars(column: Any) -> set:
+    """The first characters of the strings of ``column`` ('' for an empty one)."""
+    return set(map(_first_char, column))
+
+
 @functools.lru_cache(maxsize=32)
-def _finder(characters: frozenset) -> Callable[[str], Any]:
+def char_finder(characters: frozenset) -> Callable[[str], Any]:
     # The search of a regular expression's character class scans a long
     # string many times faster than frozenset.isdisjoint(string) (which
     # makes and hashes a 1-character string per character).
@@ -247,7 +252,7 @@ def rows_needing_quotes(rows: list, separators: frozenset = SEPARATORS,
             types = set(map(type, column))
             if str not in types:
                 continue
-            if types == {str} and _finder(separators)(''.join(column)) is None and not any(
+            if types == {str} and char_finder(separators)(''.join(column)) is None and not any(
                 map(str.isspace, map(_first_char, column))
             ):
                 continue

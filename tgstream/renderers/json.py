@@ -34,6 +34,8 @@ class JSONArrayEncoder(BaseEncoder):
         self.dumps = encoding.dumps
         self.dumps_batch = encoding.dumps_batch
         self.separator = encoding.separator
+        #: batches of tgstream.items.TupleRows are encoded as their rows
+        self.takes_tuple_rows = encoding.accepts_tuples
         self.started = False
 
     def encode(self, item: Any) -> bytes:
@@ -62,6 +64,8 @@ class NDJSONEncoder(BaseEncoder):
 
     def __init__(self, encoding: JSONEncoding, error_marker: bool = False):
         self.dumps = encoding.dumps
+        self.prepare = encoding.prepare
+        self.takes_tuple_rows = encoding.accepts_tuples
         self.check_lines = encoding.may_break_lines
         self.error_marker = error_marker
 
@@ -78,7 +82,8 @@ class NDJSONEncoder(BaseEncoder):
         if not items:
             return b''
         encode = self.encode
-        return b''.join([encode(item) for item in items])
+        # rows become dicts in one pass (the same documents)
+        return b''.join([encode(item) for item in self.prepare(items)])
 
     def end(self) -> bytes:
         return b''

@@ -41,8 +41,8 @@ from pyramid.interfaces import IJSONAdapter, IRendererFactory
 from pyramid.renderers import JSON
 from zope.interface import implementedBy, providedBy
 
-from .._compat import json_renderer_parts, row_result
-from ..items import ResultRows
+from .._compat import NOT_A_ROW, json_renderer_parts, row_result
+from ..items import ResultRows, TupleRows
 
 try:  # the ``fast`` extra
     import orjson
@@ -62,34 +62,49 @@ _DEFAULT_RENDERER = JSON()
 _SELF_ENCODED: tuple = (str, int, float, list, tuple, dict, enum.Enum, type(None))
 
 
-def _row_converters(fields, convert_at=None, convert_value=None) -> tuple:
+#: How a column of rows becomes values of the dicts (see _row_converters).
+_ANY, _CONVERT, _RAW, _NAIVE = 'any', 'convert', 'raw', 'naive'
+
+
+def _row_converters(fields, columns: dict | None = None, convert_value=None) -> tuple:
     """``(row -> dict, rows -> [dict])`` for rows with these fields.
 
     Generated code: a dict display (``{'id': v0, ...}``) is about 40% faster
     than ``dict(zip(fields, row))``, and a list comprehension over a batch
     saves a call per row -- it matters at a million rows. Each name is
     written with ``repr`` of a plain ``str``: no code is injected.
-    ``convert_at`` maps indexes to ``(type, function)``: a value of that type
-    is passed through the function, any other through ``convert_value``.
+
+    ``columns`` maps indexes to ``(how, type, function)``; a column not in
+    it is taken as it is. A value whose class is not exactly ``type`` goes
+    through ``convert_value``; one that is: ``convert`` -- through the
+    function; ``raw`` -- as it is; ``naive`` (datetimes) -- as it is when
+    it has no time zone.
     """
-    convert_at = convert_at or {}
+    columns = columns or {}
     namespace: dict[str, Any] = {'_convert': convert_value}
     items = []
     for index, name in enumerate(fields):
-        if index in convert_at:
-            cls, convert = convert_at[index]
-            namespace['_t%d' % index] = cls
+        if index not in columns:
+            items.append('%r: v%d' % (str(name), index))
+            continue
+        how, cls, convert = columns[index]
+        namespace['_t%d' % index] = cls
+        if how == _CONVERT:
             if convert.__class__ is _Adapted:  # the adapter itself: one call less
                 namespace['_f%d' % index] = convert.adapter
                 namespace['_r%d' % index] = convert.request
-                call = '_f{0}(v{0}, _r{0})'
+                value = '_f{0}(v{0}, _r{0})'
             else:
                 namespace['_f%d' % index] = convert
-                call = '_f{0}(v{0})'
-            value = ('(%s if v{0}.__class__ is _t{0} else _convert(v{0}))' % call).format(index)
+                value = '_f{0}(v{0})'
+            test = 'v{0}.__class__ is _t{0}'
         else:
-            value = 'v%d' % index
-        items.append('%r: %s' % (str(name), value))
+            value = 'v{0}'
+            test = 'v{0}.__class__ is _t{0}'
+            if how == _NAIVE:
+                test += ' and v{0}.tzinfo is None'
+        items.append(('%r: (' + value + ' if ' + test + ' else _convert(v{0}))').format(
+            index) % str(name))
     display = '{%s}' % ', '.join(items)
     names = '(%s)' % ''.join('v%d, ' % index for index in range(len(fields)))
     exec(  # noqa: S102
@@ -138,66 +153,132 @@ class _Adapted:
         return self.adapter(value, self.request)
 
 
+#: The classes whose values orjson writes exactly as the app's rules do
+#: when it formats dates natively (see JSONEncoding.native_dates), and that
+#: hold no other value: a batch whose values are all of these (or naive
+#: datetimes) may be encoded without the datetime passthrough.
+_NATIVE_SAFE = frozenset({str, int, float, bool, type(None), uuid.UUID, datetime.date})
+#: Conversions that make a string.
+_TO_STRING = frozenset({
+    datetime.datetime.isoformat, datetime.date.isoformat, datetime.time.isoformat, str,
+})
+
+
 class _RowToDict:
-    """``Row`` -> ``{column: value}``; converters are made once per result
-    (rows of one result share their ``_parent`` metadata).
+    """Rows -> ``{column: value}`` dicts; the converters are made once per
+    result (from its first row: rows of one result share their ``_parent``
+    metadata, tuple rows their ``keys`` list).
 
     ``conversion(cls)`` is the encoding's :meth:`JSONEncoding.conversion`:
     the columns whose first value has a type the serializer would hand to
     its ``default`` hook (a built-in type, or one the app has an adapter
     for) are converted in the same pass, one comprehension per batch (the
     ``default`` hook costs several times more per value).
+
+    With ``native`` (see :attr:`JSONEncoding.native_dates`), a result whose
+    columns are all of :data:`_NATIVE_SAFE` classes, datetimes or strings
+    once converted also gets a converter that checks every value and leaves
+    naive datetimes for orjson to format: it sets ``unsafe`` when a value
+    is of another class, and the batch is then encoded as usual.
     """
 
-    __slots__ = ('parent', 'convert', 'convert_many', 'conversion')
+    __slots__ = ('source', 'convert', 'convert_many', 'checked_many', 'conversion',
+                 'native', 'unsafe')
 
     def __init__(self):
-        self.parent = None
+        self.source: Any = None
         self.convert: Callable[[Any], dict] = dict
         self.convert_many: Callable[[list], list] = list
+        self.checked_many: Callable[[list], list] | None = None
         self.conversion: Callable[[type], Callable[[Any], Any] | None] = lambda cls: None
+        self.native = False
+        self.unsafe = False
+
+    def _decide(self, source: Any, fields, first) -> None:
+        # the converters of the rows of ``source``, from its first row
+        conversion = self.conversion
+        columns: dict[int, tuple] = {}
+        checked: dict[int, tuple] | None = {} if self.native else None
+        for index, value in enumerate(first):
+            cls = value.__class__
+            convert = conversion(cls)
+            if convert is not None:
+                columns[index] = (_CONVERT, cls, convert)
+            if checked is None:
+                continue
+            if cls is datetime.datetime and convert is datetime.datetime.isoformat:
+                checked[index] = (_NAIVE, cls, None)
+            elif cls in _NATIVE_SAFE and (convert is None or cls is datetime.date):
+                checked[index] = (_RAW, cls, None)
+            elif convert in _TO_STRING:
+                checked[index] = (_CONVERT, cls, convert)
+            else:  # a value orjson may not write as the app's rules do
+                checked = None
+        self.convert, self.convert_many = _row_converters(
+            fields, columns, self._convert_value
+        )
+        self.checked_many = None if checked is None else _row_converters(
+            fields, checked, self._convert_checked
+        )[1]
+        self.source = source
 
     def _converter(self, row) -> Callable[[Any], dict]:
         try:
             parent = row_result(row)
-        except AttributeError:
+        except NOT_A_ROW:
             parent = None
-        if parent is None or parent is not self.parent:
-            conversion = self.conversion
-            convert_at = {}
-            for index, value in enumerate(row):
-                convert = conversion(value.__class__)
-                if convert is not None:
-                    convert_at[index] = (value.__class__, convert)
-            self.convert, self.convert_many = _row_converters(
-                row._fields, convert_at, self._convert_value
-            )
-            self.parent = parent
+        if parent is None or parent is not self.source:
+            self._decide(parent, row._fields, row)
         return self.convert
 
     def _convert_value(self, value: Any) -> Any:
         convert = self.conversion(value.__class__)
         return value if convert is None else convert(value)
 
+    def _convert_checked(self, value: Any) -> Any:
+        value = self._convert_value(value)
+        if value.__class__ not in _NATIVE_SAFE:
+            self.unsafe = True
+        return value
+
     def __call__(self, row) -> dict:
         return self._converter(row)(row)
 
-    def many(self, rows: list, one_result: bool = False) -> list:
-        """Convert a list of rows at once. ``one_result``: the caller knows
-        they all come from one result (no check per row)."""
+    def _checked(self, rows: list) -> tuple[list, bool]:
+        # (dicts, whether orjson may format their dates natively)
+        checked_many = self.checked_many
+        if checked_many is None:
+            return self.convert_many(rows), False
+        self.unsafe = False
+        dicts = checked_many(rows)
+        if self.unsafe:  # convert the values orjson would not write alike
+            return self.convert_many(rows), False
+        return dicts, True
+
+    def many(self, rows: list, one_result: bool = False) -> tuple[list, bool]:
+        """Convert a list of rows at once: ``(dicts, native)``, ``native``
+        when orjson may format their dates itself. ``one_result``: the
+        caller knows they all come from one result (no check per row)."""
         convert = self._converter(rows[0])
-        parent = self.parent
+        parent = self.source
         if not one_result and parent is not None:
             try:  # C-speed check that they all come from one result
                 one_result = set(map(row_result, rows)) == {parent}
-            except AttributeError:  # not all rows
+            except NOT_A_ROW:  # not all rows
                 pass
         if one_result:
-            return self.convert_many(rows)
+            return self._checked(rows)
         try:
-            return [convert(row) if row_result(row) is parent else self(row) for row in rows]
-        except AttributeError:  # not all rows: leave them to the default hook
-            return [self(row) if isinstance(row, Row) else row for row in rows]
+            return [convert(row) if row_result(row) is parent else self(row)
+                    for row in rows], False
+        except NOT_A_ROW:  # not all rows: leave them to the default hook
+            return [self(row) if isinstance(row, Row) else row for row in rows], False
+
+    def tuples(self, rows: Any) -> tuple[list, bool]:
+        """:meth:`many` for :class:`~tgstream.items.TupleRows`."""
+        if rows.keys is not self.source:
+            self._decide(rows.keys, rows.keys, rows[0])
+        return self._checked(rows)
 
 
 def _enum_value(member: enum.Enum) -> Any:
@@ -328,8 +409,12 @@ class JSONEncoding:
         )
         # the types the serializer encodes by itself (None: unknown, custom)
         self._native = self.codec.native
+        #: orjson formats the dates of checked batches of rows itself (see
+        #: :class:`OrjsonCodec`): the app's rule for them is isoformat()
+        self.native_dates = getattr(self.codec, 'native_option', None) is not None
         if self._rows is not None:
             self._rows.conversion = self.conversion
+            self._rows.native = self.native_dates
 
     @property
     def dumps(self) -> Callable[[Any], bytes]:
@@ -435,18 +520,29 @@ class JSONEncoding:
 
         return default
 
-    def _prepare(self, values: list) -> list:
-        # Rows of one result become dicts in one pass, and objects of one
-        # class with __json__ their __json__(request) in one comprehension:
-        # much cheaper than a call of the default hook for each.
+    def prepare(self, values: list) -> list:
+        """``values`` as the serializer should see them: rows of one result
+        become dicts in one pass, and objects of one class with
+        ``__json__`` their ``__json__(request)`` in one comprehension (much
+        cheaper than a call of the default hook for each);
+        :class:`~tgstream.items.TupleRows` become the dicts their rows
+        would. The same bytes either way."""
+        return self._prepare(values)[0]
+
+    def _prepare(self, values: list) -> tuple[list, bool]:
+        # (:meth:`prepare`, whether orjson may format their dates natively)
         if not values:
-            return values
+            return values, False
+        cls = values.__class__
+        if cls is TupleRows:
+            assert self._rows is not None  # see accepts_tuples
+            return self._rows.tuples(values)
         cls = values[0].__class__
         if cls is Row:
             rows = self._rows
             if rows is not None:
                 return rows.many(values, values.__class__ is ResultRows)
-            return values
+            return values, False
         if (
             self._native is not None
             and hasattr(cls, '__json__')
@@ -455,8 +551,15 @@ class JSONEncoding:
             and set(map(type, values)) == {cls}
         ):
             request = self.request
-            return [value.__json__(request) for value in values]
-        return values
+            return [value.__json__(request) for value in values], False
+        return values, False
+
+    @property
+    def accepts_tuples(self) -> bool:
+        """Can batches of :class:`~tgstream.items.TupleRows` be encoded
+        (the built-in ``Row`` rule applies: the app has no adapter for
+        ``Row``)?"""
+        return self._rows is not None
 
 
 # -- codecs: how one stream's values become bytes ------------------------------
@@ -471,21 +574,26 @@ class Codec:
     separator: bytes = b','
     may_break_lines: bool = True
 
+    #: ``values -> (values, native)``: :meth:`JSONEncoding.prepare`
+    _prepare: Callable[[list], tuple[list, bool]]
+
     def dumps(self, value: Any) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def dumps_batch(self, values: list) -> bytes:
-        return self.separator.join([self.dumps(value) for value in values])
+        return self.separator.join([self.dumps(value) for value in self._prepare(values)[0]])
 
 
 class SerializerCodec(Codec):
     """The app's own ``serializer=`` (and its keyword arguments), with the
     default hook; its output may span lines."""
 
-    def __init__(self, serializer: Callable[..., Any], default: Callable[[Any], Any], kw: dict):
+    def __init__(self, serializer: Callable[..., Any], default: Callable[[Any], Any], kw: dict,
+                 prepare: Callable[[list], tuple[list, bool]]):
         self.serializer = serializer
         self.default = default
         self.kw = kw
+        self._prepare = prepare
 
     def dumps(self, value: Any) -> bytes:
         data = self.serializer(value, default=self.default, **self.kw)
@@ -497,7 +605,8 @@ class StdlibCodec(Codec):
 
     native = _SELF_ENCODED
 
-    def __init__(self, default: Callable[[Any], Any], kw: dict, prepare: Callable[[list], list]):
+    def __init__(self, default: Callable[[Any], Any], kw: dict,
+                 prepare: Callable[[list], tuple[list, bool]]):
         kw = dict(kw)
         cls = kw.pop('cls', None) or json.JSONEncoder
         encoder = cls(default=default, **kw)
@@ -525,21 +634,29 @@ class StdlibCodec(Codec):
     def dumps_batch(self, values: list) -> bytes:
         if not self.whole_batches:
             return super().dumps_batch(values)
-        return self.encode(self._prepare(values))[1:-1].encode('utf-8')
+        return self.encode(self._prepare(values)[0])[1:-1].encode('utf-8')
 
 
 class OrjsonCodec(Codec):
     """orjson (the ``fast`` extra), for the default serializer without
     options: the same rules, compact UTF-8 output. A value orjson refuses
     (an integer beyond 64 bits, a lone surrogate, a ``time`` with a time
-    zone) is encoded by ``fallback``."""
+    zone) is encoded by ``fallback``.
+
+    ``native_option``: when the app's adapters for ``datetime``, ``date`` and
+    ``time`` are all the usual ``lambda obj, request: obj.isoformat()`` (or
+    absent), the options that let orjson format them itself -- the same
+    text as ``isoformat()`` except for a UTC offset with seconds, which
+    orjson cuts to the minute; it is used for batches whose values are
+    checked (see :class:`_RowToDict`). ``None`` otherwise.
+    """
 
     separator = b','
     may_break_lines = False
 
     def __init__(
         self, default: Callable[[Any], Any], fallback: StdlibCodec, components: Any,
-        prepare: Callable[[list], list],
+        prepare: Callable[[list], tuple[list, bool]],
     ):
         native: tuple = (uuid.UUID,)
         if hasattr(orjson, 'Fragment'):
@@ -558,6 +675,9 @@ class OrjsonCodec(Codec):
         self._error = orjson.JSONEncodeError
         self.default = default
         self.option = option
+        self.native_option: int | None = None
+        if option & orjson.OPT_PASSTHROUGH_DATETIME and _dates_are_isoformat(components):
+            self.native_option = option & ~orjson.OPT_PASSTHROUGH_DATETIME
         self.fallback = fallback
         self._prepare = prepare
 
@@ -571,11 +691,23 @@ class OrjsonCodec(Codec):
         return self.fallback.dumps(value)
 
     def dumps_batch(self, values: list) -> bytes:
+        prepared, native = self._prepare(values)
+        option = self.native_option if native else self.option
         try:
-            return self._dumps(self._prepare(values), self.default, self.option)[1:-1]
+            return self._dumps(prepared, self.default, option)[1:-1]
         except self._error:
             pass
-        return b','.join([self.dumps(value) for value in values])
+        return b','.join([self.dumps(value) for value in prepared])
+
+
+def _dates_are_isoformat(components: Any) -> bool:
+    # Is what the app's rules make of every datetime, date and time value
+    # their isoformat() (the usual adapter, or none and so the built-in)?
+    for cls in (datetime.datetime, datetime.date, datetime.time):
+        adapter = components.adapters.lookup((implementedBy(cls),), IJSONAdapter)
+        if adapter is not None and _method_idiom(adapter, cls) is None:
+            return False
+    return True
 
 
 def _orjson_can_follow(components: Any) -> bool:
@@ -588,7 +720,7 @@ def _orjson_can_follow(components: Any) -> bool:
 
 def choose_codec(
     serializer: Callable[..., Any], kw: dict, default: Callable[[Any], Any],
-    components: Any, prepare: Callable[[list], list],
+    components: Any, prepare: Callable[[list], tuple[list, bool]],
 ) -> Codec:
     """The one place the JSON codec is chosen.
 
@@ -598,7 +730,7 @@ def choose_codec(
     - otherwise: :class:`StdlibCodec`.
     """
     if serializer is not json.dumps:
-        return SerializerCodec(serializer, default, kw)
+        return SerializerCodec(serializer, default, kw, prepare)
     stdlib = StdlibCodec(default, kw, prepare)
     if orjson is not None and not kw and _orjson_can_follow(components):
         return OrjsonCodec(default, stdlib, components, prepare)
