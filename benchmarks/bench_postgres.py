@@ -295,19 +295,26 @@ NOTES = """
 - PostgreSQL runs on the same 2 cores as the client: K's speed is mostly the
   server's, and every scenario shares the cores with the server's work.
 - T-json fetches with a server-side cursor 1 000 rows per round trip, as R
-  does (stream_query's FETCH_ROWS), and encodes 500 rows per orjson call.
+  does (stream_query's FETCH_ROWS), reads them from the psycopg cursor as
+  tuples (no SQLAlchemy Row per row; SQLAlchemy's result processors applied,
+  none here) and encodes 500 rows per orjson call; with the isoformat
+  adapter, orjson formats the checked batch's timestamps itself. That is
+  why it can beat R, which builds a dict per row with dict(zip()).
 - T-csv: the csv renderer reads stream_query's rows from the psycopg
-  cursor as plain tuples (no SQLAlchemy Row per row) with the integer and
-  timestamp columns loaded as text (the text str() gives of their values,
-  checked per column of a batch), and the formula guard skips those
-  columns; what remains is psycopg's fetch and the csv module writing the
-  rows, about half each. K never does either: COPY's rows are formatted by
+  cursor as plain tuples with the integer and timestamp columns loaded as
+  text (the text str() gives of their values, checked per column of a
+  batch), the formula guard skips those columns, and a batch whose cells
+  need no quoting and no guard (checked column by column) is written by
+  joining its cells -- what the csv module would write. What remains is
+  mostly psycopg's fetch. K does none of it: COPY's rows are formatted by
   the server. A COPY fast path (the optional part of issue 14) is not
   built: the server's text for timestamps, floats, empty strings and line
   endings differs from the csv renderer's, so it would not be
   byte-identical without reimplementing Python's formatting in SQL.
 - The -yield variants pay per row for the generator and SQLAlchemy's
-  per-row iteration; their items are encoded in runs like batches.
+  per-row iteration (a Row built per row); their items are encoded in runs
+  like batches. T-json-result (a returned Result) reads SQLAlchemy's Rows
+  partition by partition: the tuple path is stream_query's.
 """
 
 

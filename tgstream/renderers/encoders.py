@@ -24,6 +24,13 @@ this the first JSON item?") and has these members (:class:`Encoder`):
 The last two are optional: :class:`BaseEncoder` gives their defaults (and
 the stream uses the same defaults for an encoder that lacks them).
 
+``takes_tuple_rows`` (optional, false when absent)
+    true when ``encode_batch`` takes a :class:`tgstream.items.TupleRows`
+    batch (rows as plain tuples with their column names, each encoded as its
+    SQLAlchemy ``Row`` would be): the stream renderers then stream a
+    returned :func:`tgstream.stream_query` of a Core statement that way,
+    without a ``Row`` per row (the ``json`` and ``ndjson`` renderers).
+
 Raising from ``encode`` aborts the stream like any other mid-stream error.
 """
 from __future__ import annotations
