@@ -240,20 +240,42 @@ def app_d_orm(engine):
     and one write per 1 000 objects, orjson formatting the datetimes. No
     framework, no transaction: what any library streaming that generator
     costs at least."""
-    import orjson
-
     def app(environ, start_response):
-        session = Session(engine)
-
-        def arrays():
-            result = session.scalars(ITEMS.execution_options(yield_per=BATCH))
-            for part in result.partitions():
-                yield orjson.dumps([item.__json__(None) for item in part])
-
         start_response('200 OK', [('Content-Type', 'application/json')])
-        return _one_array(arrays(), session.close)
+        return _orm_array(engine)
 
     return app
+
+
+def _orm_array(engine):
+    import orjson
+
+    session = Session(engine)
+
+    def arrays():
+        result = session.scalars(ITEMS.execution_options(yield_per=BATCH))
+        for part in result.partitions():
+            yield orjson.dumps([item.__json__(None) for item in part])
+
+    return _one_array(arrays(), session.close)
+
+
+def app_p_orm(engine):
+    """D-orm inside the T apps' Pyramid app (pyramid_tm, tgstream included,
+    so the same objects live in the process for the garbage collector to
+    walk), as a plain ``Response(app_iter=...)``: the limit for any Pyramid
+    add-on streaming that generator."""
+    from pyramid.response import Response
+
+    config = _pyramid_config(engine)
+    config.include('tgstream')
+
+    def items(request):
+        return Response(app_iter=_orm_array(engine), content_type='application/json')
+
+    config.add_route('items', '/items')
+    config.add_view(items, route_name='items')
+    return config.make_wsgi_app()
 
 
 # -- (T) tgstream's json renderer ---------------------------------------------------
@@ -310,6 +332,8 @@ def make_app(name: str, path: str):
         return app_d(path)
     if name == 'D-orm':
         return app_d_orm(engine)
+    if name == 'P-orm':
+        return app_p_orm(engine)
     if name.startswith('T-'):
         variant = name[2:].replace('-stdlib', '')
         adapter = variant.endswith('-adapter')

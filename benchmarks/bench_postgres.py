@@ -313,8 +313,8 @@ NOTES = """
   byte-identical without reimplementing Python's formatting in SQL.
 - The -yield variants pay per row for the generator and SQLAlchemy's
   per-row iteration (a Row built per row); their items are encoded in runs
-  like batches. T-json-result (a returned Result) reads SQLAlchemy's Rows
-  partition by partition: the tuple path is stream_query's.
+  like batches. T-json-result (a returned yield_per Result of a Core
+  statement) takes stream_query's tuple path.
 """
 
 

@@ -47,3 +47,24 @@ def test_documented_submodule_names_resolve():
     ):
         module, _, name = dotted.rpartition('.')
         assert hasattr(importlib.import_module(module), name), dotted
+
+
+def test_an_app_pays_only_for_the_add_ons_it_uses():
+    # Without the toolbar and Jinja2 templates, including tgstream imports
+    # neither (pyramid_debugtoolbar and pygments alone are ~8 000 objects
+    # that every full garbage collection of the process would walk).
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'from pyramid.config import Configurator\n'
+        'config = Configurator()\n'
+        'config.include("tgstream")\n'
+        'config.make_wsgi_app()\n'
+        'print(sorted(m for m in sys.modules if m.split(".")[0] in '
+        '("pyramid_debugtoolbar", "pygments", "jinja2", "pyramid_jinja2")))\n'
+    )
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == '[]'

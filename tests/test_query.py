@@ -219,8 +219,8 @@ def test_returned_result_streams_in_batches_with_the_same_bytes(engine, kind, re
     partitions = []
     original = query_module._partitions
 
-    def spy(result, query):
-        for batch in original(result, query):
+    def spy(result, query, *form):
+        for batch in original(result, query, *form):
             partitions.append(len(batch))
             yield batch
 

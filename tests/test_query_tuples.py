@@ -176,8 +176,9 @@ def test_empty_and_single_row_results(any_engine):
                 session.flush()
 
 
-def test_views_returning_stream_query_take_the_tuple_path(any_engine, make_testapp,
-                                                          monkeypatch):
+@pytest.mark.parametrize('returns', ['stream_query', 'result'])
+def test_views_returning_rows_take_the_tuple_path(any_engine, make_testapp, monkeypatch,
+                                                  returns):
     # through the renderers: the same body as the rows yielded one by one
     metadata = MetaData()
     table = make_table(metadata)
@@ -187,19 +188,21 @@ def test_views_returning_stream_query_take_the_tuple_path(any_engine, make_testa
         session.commit()
     statement = select(table).order_by(table.c.id)
     seen = []
-    batches = query.QueryStream.batches
+    cut = query._cut
 
-    def spy(self, **form):
-        for batch in batches(self, **form):
+    def spy(partitions, fetch, size):
+        for batch in cut(partitions, fetch, size):
             seen.append(type(batch.items))
             yield batch
 
-    monkeypatch.setattr(query.QueryStream, 'batches', spy)
+    monkeypatch.setattr(query, '_cut', spy)
 
     def setup(config):
         def returned(request):
             session = Session(any_engine)
             request.add_finished_callback(lambda request: session.close())
+            if returns == 'result':  # the documented way: a server-side cursor
+                return session.execute(statement.execution_options(yield_per=7))
             return tgstream.stream_query(session, statement)
 
         def yielded(request):
@@ -219,3 +222,24 @@ def test_views_returning_stream_query_take_the_tuple_path(any_engine, make_testa
         expected = TextRows if renderer == 'csv' and any_engine.dialect.name == 'postgresql' \
             else TupleRows
         assert set(seen) == {expected}
+        assert len(seen) == 1  # 30 rows: one batch
+
+
+def test_a_result_read_from_keeps_the_regular_path(sqlite_engine):
+    # rows already taken from it: its buffer no longer holds exactly the row
+    # read ahead, so the rest comes through SQLAlchemy
+    metadata = MetaData()
+    table = make_table(metadata)
+    metadata.create_all(sqlite_engine)
+    with Session(sqlite_engine) as session:
+        session.execute(insert(table), rows(20))
+        session.commit()
+        statement = select(table).order_by(table.c.id).execution_options(yield_per=5)
+        for taken in (0, 1, 3):
+            result = session.execute(statement)
+            first = [tuple(row) for row in result.fetchmany(taken)] if taken else []
+            batches = list(query.result_batches(result, tuples=True))
+            got = first + [tuple(row) for batch in batches for row in batch.items]
+            assert got == [tuple(row) for row in session.execute(statement)]
+            kinds = {type(batch.items) for batch in batches}
+            assert kinds == ({TupleRows} if taken == 0 else {query.ResultRows})

@@ -105,10 +105,7 @@ class QueryStream:
                 if partitions is None:
                     partitions = _tuple_partitions(result, fetch)
                 if partitions is not None:
-                    for partition in partitions:
-                        for start in range(0, len(partition), batch):
-                            yield Batch(partition.part(start, batch)
-                                        if fetch > batch else partition)
+                    yield from _cut(partitions, fetch, batch)
                     return
             # Rows of one result: the encoders need not check each row.
             rows = not self.scalars
@@ -271,6 +268,14 @@ def _fix_dates(rows: list, index: int, length: int, loader) -> None:
             rows[number] = tuple(cells)
 
 
+def _cut(partitions: Iterator[TupleRows], fetch: int, size: int) -> Iterator[Batch]:
+    # one partition per fetch (a smaller one would cost a server-side cursor
+    # round trip each), encoded ``size`` rows at a time
+    for partition in partitions:
+        for start in range(0, len(partition), size):
+            yield Batch(partition.part(start, size) if fetch > size else partition)
+
+
 def _tuple_partitions(result, fetch: int) -> Iterator[TupleRows] | None:
     """The partitions of ``result`` as :class:`~tgstream.items.TupleRows`
     read from the driver's cursor and put through SQLAlchemy's own result
@@ -340,7 +345,8 @@ def _result_types() -> tuple:
 _RESULTS, _QUERIES = _result_types()
 
 
-def result_batches(value: Any) -> Iterator[Batch] | None:
+def result_batches(value: Any, *, tuples: bool = False,
+                   text: bool = False) -> Iterator[Batch] | None:
     """The batches of a SQLAlchemy ``Result``, ``ScalarResult``,
     ``MappingResult`` or ORM ``Query`` a view returned, or ``None`` for
     any other value.
@@ -353,9 +359,11 @@ def result_batches(value: Any) -> Iterator[Batch] | None:
     cursor, if it has one, stays in use); a ``Query`` runs with
     ``yield_per`` unless its loader options forbid it. Objects are not
     expunged (unlike :func:`stream_query`, the session is not known).
+    ``tuples`` and ``text``: as for :meth:`QueryStream.batches`, for a
+    ``yield_per`` result of a Core statement not read from yet.
     """
     if _RESULTS and isinstance(value, _RESULTS):
-        return _partitions(value, None)
+        return _partitions(value, None, tuples or text, text)
     if _QUERIES and isinstance(value, _QUERIES):
         return _partitions(None, value)
     return None
@@ -374,7 +382,7 @@ def _query_result(query):
     return query._iter()
 
 
-def _partitions(result, query) -> Iterator[Batch]:
+def _partitions(result, query, tuples: bool = False, text: bool = False) -> Iterator[Batch]:
     from sqlalchemy.engine import Result
 
     if result is None:  # a Query runs when the stream is primed
@@ -387,6 +395,13 @@ def _partitions(result, query) -> Iterator[Batch]:
     real = getattr(result, '_real_result', None) or result
     fetch = max(getattr(real, '_yield_per', None) or size, size)
     try:
+        plain: Iterator[TupleRows] | None = None
+        if tuples and rows:  # the driver's rows as tuples, where that is the same
+            plain = (_text_partitions(result, fetch) if text else None) or _tuple_partitions(
+                result, fetch)
+        if plain is not None:
+            yield from _cut(plain, fetch, size)
+            return
         for partition in result.partitions(fetch):
             for start in range(0, len(partition), size):
                 part = partition[start:start + size] if fetch > size else partition

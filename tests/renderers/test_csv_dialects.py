@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
+import re
 
 import pytest
 from hypothesis import example, given, settings
@@ -80,8 +81,10 @@ def assert_safe(cells, judged, reader_name, strip=''):
         if not text or text[0] not in FORMULA_STARTS:
             continue
         # a number the guard lets through inside a cell (";-1"), as a reader
-        # splitting there sees it: with the writer's closing quote ('-1"')
-        number = text.rstrip('"')
+        # splitting there sees it: up to the writer's closing quote ('-1"')
+        # or the next separator, where the guard judged the next segment
+        # ('-1\t"', "-1,'=\"")
+        number = re.split('[",;|\t\r\n]', text)[0].rstrip(' \0')
         if guard_cell(number) == number:
             continue
         assert any(text.startswith(j) for j in judged if j[0] == text[0]), (
@@ -92,6 +95,12 @@ def assert_safe(cells, judged, reader_name, strip=''):
 @given(rows=st.lists(st.lists(CELL, min_size=3, max_size=3), min_size=1, max_size=4),
        fmtparams=DIALECT)
 @example(rows=[['', '', ';-1']], fmtparams={  # a semicolon reader sees '-1"'
+    'delimiter': ',', 'lineterminator': '\r\n', 'quoting': csv.QUOTE_MINIMAL,
+    'escapechar': None})
+@example(rows=[['', '', ''], ['', '', ';-1\t']], fmtparams={  # sees '-1\t"'
+    'delimiter': ',', 'lineterminator': '\r\n', 'quoting': csv.QUOTE_MINIMAL,
+    'escapechar': None})
+@example(rows=[['', '', ''], ['', '', ';-1,=']], fmtparams={  # sees "-1,'=\""
     'delimiter': ',', 'lineterminator': '\r\n', 'quoting': csv.QUOTE_MINIMAL,
     'escapechar': None})
 def test_every_reader_sees_only_judged_cells(rows, fmtparams):

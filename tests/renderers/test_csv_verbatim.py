@@ -84,6 +84,8 @@ def test_quoting_other_than_minimal_is_never_verbatim():
     for quoting in (csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC, csv.QUOTE_NONE):
         writer = csv.writer(io.StringIO(), quoting=quoting, escapechar='\\')
         assert csv_renderer._verbatim_special(writer.dialect) is None
+    writer = csv.writer(io.StringIO(), delimiter=' ', skipinitialspace=True)
+    assert csv_renderer._verbatim_special(writer.dialect) is None
 
 
 def test_text_rows_with_nulls():

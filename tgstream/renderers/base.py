@@ -64,16 +64,21 @@ class StreamRenderer:
     def __call__(self, value: Any, request) -> tuple[Iterable[Any], Encoder]:
         encoder = self.encoder(request)
         if self.batches:
+            # rows as tuples (tgstream.items.TupleRows), or text tuples
+            # (TextRows), where the encoder takes them
+            text = getattr(encoder, 'takes_text_rows', False)
+            tuples = text or getattr(encoder, 'takes_tuple_rows', False)
             batches = None
-            if getattr(encoder, 'takes_tuple_rows', False):
-                # a QueryStream's rows as tuples (tgstream.items.TupleRows)
+            if text:
+                batches = getattr(value, 'tgstream_text_batches', None)
+            elif tuples:
                 batches = getattr(value, 'tgstream_tuple_batches', None)
             if batches is None:
                 batches = getattr(value, 'tgstream_batches', None)
             if batches is not None:  # a QueryStream returned by the view
                 value = batches()
             else:  # a SQLAlchemy Result, ScalarResult or Query
-                value = result_batches(value) or value
+                value = result_batches(value, tuples=tuples, text=text) or value
         return value, encoder
 
     def encoder(self, request) -> Encoder:  # pragma: no cover - abstract

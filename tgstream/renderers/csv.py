@@ -83,9 +83,10 @@ def _verbatim_special(dialect: Any) -> str | None:
     """The characters a cell must not contain to be written as it is by a
     writer in ``dialect``: its delimiter, quote and escape characters, its
     line terminator's, the separators and line breaks the formula guard and
-    the quoting of unsafe rows look for, NUL. ``None``: the dialect quotes
-    more than those cells (``quoting`` other than ``QUOTE_MINIMAL``)."""
-    if dialect.quoting != csv.QUOTE_MINIMAL:
+    the quoting of unsafe rows look for, NUL. ``None``: the dialect may
+    quote more than those cells (``quoting`` other than ``QUOTE_MINIMAL``;
+    ``skipinitialspace``, with which newer Pythons quote more)."""
+    if dialect.quoting != csv.QUOTE_MINIMAL or dialect.skipinitialspace:
         return None
     special = set(SEPARATORS) | set(dialect.lineterminator) | {'\0', dialect.delimiter}
     special.update(c for c in (dialect.quotechar, dialect.escapechar) if c)
@@ -140,6 +141,9 @@ class CSVEncoder(BaseEncoder):
     """Encode items as CSV rows (see the module docstring)."""
 
     flush_each = False
+    #: batches of rows as tuples, of text where that is the same file
+    #: (tgstream.items.TupleRows, tgstream.query.TextRows)
+    takes_tuple_rows = takes_text_rows = True
 
     def __init__(
         self,
@@ -422,13 +426,6 @@ class CSVStreamRenderer(StreamRenderer):
                 'the option, or turn the guard off (formula_guard=False) for '
                 'files only programs read' % problem,
             )
-
-    def __call__(self, value: Any, request) -> tuple:
-        # stream_query's rows as tuples of text where that is the same file
-        text_batches = getattr(value, 'tgstream_text_batches', None)
-        if self.batches and text_batches is not None:
-            return text_batches(), self.encoder(request)
-        return super().__call__(value, request)
 
     def encoder(self, request) -> Encoder:
         guard = self.formula_guard

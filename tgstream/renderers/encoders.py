@@ -28,8 +28,12 @@ the stream uses the same defaults for an encoder that lacks them).
     true when ``encode_batch`` takes a :class:`tgstream.items.TupleRows`
     batch (rows as plain tuples with their column names, each encoded as its
     SQLAlchemy ``Row`` would be): the stream renderers then stream a
-    returned :func:`tgstream.stream_query` of a Core statement that way,
-    without a ``Row`` per row (the ``json`` and ``ndjson`` renderers).
+    returned :func:`tgstream.stream_query` of a Core statement (or a
+    returned ``yield_per`` result of one) that way, without a ``Row`` per
+    row (the ``json``, ``ndjson`` and ``csv`` renderers);
+``takes_text_rows`` (optional, false when absent)
+    true when it also takes :class:`tgstream.query.TextRows` (PostgreSQL
+    rows as the text ``str()`` gives of their values: the ``csv`` renderer).
 
 Raising from ``encode`` aborts the stream like any other mid-stream error.
 """

@@ -63,7 +63,7 @@ _SELF_ENCODED: tuple = (str, int, float, list, tuple, dict, enum.Enum, type(None
 
 
 #: How a column of rows becomes values of the dicts (see _row_converters).
-_ANY, _CONVERT, _RAW, _NAIVE = 'any', 'convert', 'raw', 'naive'
+_CONVERT, _RAW, _NAIVE = 'convert', 'raw', 'naive'
 
 
 def _row_converters(fields, columns: dict | None = None, convert_value=None) -> tuple:

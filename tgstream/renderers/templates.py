@@ -21,6 +21,7 @@ so far at once, e.g. before a slow query in a long page.
 """
 from __future__ import annotations
 
+import sys
 import types
 from functools import partial
 from typing import Any, Iterable, Iterator
@@ -36,17 +37,24 @@ from . import IStreamRendererFactory, StreamRendererInfo
 from .base import check_option_names
 from .encoders import RawEncoder
 
-try:
-    from pyramid_jinja2 import Jinja2RendererFactory
-except ImportError:  # pragma: no cover - pyramid_jinja2 is the 'jinja2' extra
-    Jinja2RendererFactory = None
-
 #: ``stream_options`` keys a template stream view accepts.
 OPTIONS = ('buffer',)
 
 
 def _is_jinja2_factory(factory: Any) -> bool:
-    return Jinja2RendererFactory is not None and isinstance(factory, Jinja2RendererFactory)
+    # an app with a pyramid_jinja2 renderer has imported pyramid_jinja2
+    module = sys.modules.get('pyramid_jinja2')
+    return module is not None and isinstance(factory, module.Jinja2RendererFactory)
+
+
+def _jinja2_factory_class() -> type | None:
+    # pyramid_jinja2's renderer factory, imported only when a view streams a
+    # template (an app without one never pays for importing Jinja2)
+    try:
+        from pyramid_jinja2 import Jinja2RendererFactory
+    except ImportError:  # pyramid_jinja2 is the 'jinja2' extra
+        return None
+    return Jinja2RendererFactory
 
 
 def _check_buffer(info: StreamRendererInfo) -> int | None:
@@ -71,7 +79,8 @@ def jinja2_stream_renderer(info: StreamRendererInfo) -> 'Jinja2StreamRenderer':
     ``enable_buffering`` size); raises :class:`ConfigurationError` naming
     the view otherwise.
     """
-    if Jinja2RendererFactory is None:
+    factory_class = _jinja2_factory_class()
+    if factory_class is None:
         raise ConfigurationError(
             'view %s: renderer %r with stream=True needs pyramid_jinja2 '
             '(pip install tgstream[jinja2]; config.include("pyramid_jinja2"))'
@@ -85,7 +94,7 @@ def jinja2_stream_renderer(info: StreamRendererInfo) -> 'Jinja2StreamRenderer':
             'config.include("pyramid_jinja2") (or add_jinja2_renderer(%r))'
             % (info.view_name, info.name, info.type, info.type)
         )
-    if not _is_jinja2_factory(factory):
+    if not isinstance(factory, factory_class):
         raise ConfigurationError(
             'view %s: renderer %r with stream=True: the renderer for %r is %r, '
             'not pyramid_jinja2\'s; tgstream streams pyramid_jinja2 templates '
