@@ -122,3 +122,65 @@ def test_result_rows_are_checked_too():
     encoder = encoder_for(ISO)
     assert encoder.encode_batch(ResultRows(got)) + encoder.end() == (
         b'[{"id":1,"name":"x"},{"id":2,"name":"y"}]')
+
+
+class Note:
+    """An object with __json__: its dicts are checked like dicts."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __json__(self, request):
+        return self.data
+
+
+keys = st.one_of(st.sampled_from(KEYS), st.integers(0, 3),
+                 st.dates(min_value=datetime.date(2024, 1, 1),
+                          max_value=datetime.date(2024, 1, 3)))
+dicts = st.lists(st.one_of(
+    st.fixed_dictionaries({'id': st.integers(), 'at': st.datetimes()}),
+    st.dictionaries(keys, values, max_size=3),
+), min_size=1, max_size=12)
+
+
+@given(dicts, st.integers(0, 12), st.booleans())
+@example([{'id': 1, 'at': datetime.datetime(2024, 1, 1)},
+          {'id': 2, 'at': datetime.datetime(2024, 1, 1, tzinfo=ODD)}], 0, False)
+@example([{'id': 1, 'at': datetime.datetime(2024, 1, 1)},
+          {'id': 2, 'at': [datetime.datetime(2024, 1, 1, tzinfo=LMT)]}], 0, True)
+def test_dicts_write_what_the_adapter_writes(items, cut, objects):
+    if objects:
+        items = [Note(item) for item in items]
+    encoder = encoder_for(ISO)
+    expected = b''.join(encoder.encode(item) for item in items) + encoder.end()
+    encoder = encoder_for(ISO)
+    assert (encoder.encode_batch(items[:cut]) + encoder.encode_batch(items[cut:])
+            + encoder.end()) == expected
+
+
+def test_dicts_with_naive_datetimes_are_native(monkeypatch):
+    calls = []
+    dumps = orjson.dumps
+
+    def spy(value, default=None, option=None):
+        calls.append(bool(option & orjson.OPT_PASSTHROUGH_DATETIME))
+        return dumps(value, default, option)
+
+    monkeypatch.setattr(jsonrules.orjson, 'dumps', spy)
+    stamp = datetime.datetime(2024, 5, 6, 7, 8, 9)
+
+    def passthrough(items):
+        encoder = encoder_for(ISO)
+        calls.clear()
+        encoder.encode_batch(items)
+        return calls
+
+    assert passthrough([{'at': stamp, 'n': 1}, {'at': None, 'n': 2.5}]) == [False]
+    assert passthrough([Note({'at': stamp})] * 3) == [False]
+    # no datetime in the first: nothing to gain, nothing checked
+    assert passthrough([{'n': 1}, {'at': stamp}]) == [True]
+    for other in (stamp.replace(tzinfo=ODD), [stamp], {'at': stamp}, Stamp(2024, 1, 1),
+                  datetime.time(1, 2)):
+        assert passthrough([{'at': stamp}, {'at': other}]) == [True], other
+    # keys: orjson writes them alike with or without the passthrough
+    assert passthrough([{'at': stamp}, {1: stamp, stamp: 2}]) == [False]
