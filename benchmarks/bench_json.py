@@ -115,7 +115,8 @@ NOTES = """
   In process, 100 000 rows, the generator and `__json__` alone take 0.52 s
   in a bare process and 0.65 s in the Pyramid app's; B through waitress
   takes about 1.7 s, so 3× B (the issue's target) would leave less than
-  the generator's own time: P-orm reaches 2.3× B and C, T about 0.9× P-orm.
+  the generator's own time: P-orm reaches 2.2-2.4× B and C, and T as much
+  (0.9-1.0× P-orm; orjson formats the dates of its checked runs of dicts).
   B pays one waitress write per row, which is what its ratio to T depends
   on: under load (load average 2-14, earlier runs) T was 3.2-3.9× B and C.
   `gc.freeze()` after the application is loaded (docs: production) takes
