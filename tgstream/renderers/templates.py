@@ -52,7 +52,7 @@ def _jinja2_factory_class() -> type | None:
     # template (an app without one never pays for importing Jinja2)
     try:
         from pyramid_jinja2 import Jinja2RendererFactory
-    except ImportError:  # pyramid_jinja2 is the 'jinja2' extra
+    except ImportError:  # pragma: no cover - the 'jinja2' extra (a subprocess test)
         return None
     return Jinja2RendererFactory
 
