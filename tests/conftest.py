@@ -152,3 +152,12 @@ def json_impl(request, monkeypatch):
     else:
         pytest.importorskip('orjson')
     return request.param
+
+
+@pytest.fixture
+def fetch_small(monkeypatch):
+    """stream_query fetches 7 rows at a time: several fetches of the cursor
+    even for a small table, batches cut from them."""
+    from tgstream import query
+
+    monkeypatch.setattr(query, 'FETCH_ROWS', 7)

@@ -32,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 import tgstream
-from tgstream import query
 from tgstream.query import TextRows
 from tgstream.renderers.csv import CSVEncoder
 
@@ -93,36 +92,43 @@ def rows(count, decorated=False):
     return out
 
 
-def render(stream, text, guard=True):
-    encoder = CSVEncoder(guard=None) if not guard else CSVEncoder()
+def filled_table(engine, count, decorated=False):
+    """``things`` created on ``engine`` with ``count`` rows of :func:`rows`."""
+    metadata = MetaData()
+    table = make_table(metadata, decorated)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        session.execute(insert(table), rows(count, decorated))
+        session.commit()
+    return table
+
+
+def render(stream, encoder=None, **form):
+    """(the bytes ``encoder`` -- a csv one by default -- writes for the
+    batches of ``stream.batches(**form)``, the kinds of those batches)"""
+    encoder = encoder or CSVEncoder()
     kinds = set()
     data = []
-    for batch in stream.batches(text=text):
+    for batch in stream.batches(**form):
         kinds.add(type(batch.items))
         data.append(encoder.encode_batch(batch.items))
     data.append(encoder.end())
     return b''.join(data), kinds
 
 
-@pytest.fixture
-def fetch_small(monkeypatch):
-    # several fetches of the server-side cursor, batches cut from them
-    monkeypatch.setattr(query, 'FETCH_ROWS', 7)
-
-
 @pytest.mark.parametrize('guard', [True, False])
 @pytest.mark.parametrize('decorated', [False, True])
 def test_text_path_is_byte_identical(any_engine, fetch_small, decorated, guard):
-    metadata = MetaData()
-    table = make_table(metadata, decorated)
-    metadata.create_all(any_engine)
+    table = filled_table(any_engine, 40, decorated)
+
+    def encoder():
+        return CSVEncoder() if guard else CSVEncoder(guard=None)
+
     with Session(any_engine) as session:
-        session.execute(insert(table), rows(40, decorated))
-        session.commit()
         statement = select(table).order_by(table.c.id)
-        regular, regular_kinds = render(tgstream.stream_query(session, statement, 4),
-                                        False, guard)
-        fast, fast_kinds = render(tgstream.stream_query(session, statement, 4), True, guard)
+        regular, regular_kinds = render(tgstream.stream_query(session, statement, 4), encoder())
+        fast, fast_kinds = render(tgstream.stream_query(session, statement, 4), encoder(),
+                                  text=True)
     assert fast == regular
     assert regular.count(b'\n') > 40
     expect_text = any_engine.dialect.name == 'postgresql' and not decorated
@@ -132,22 +138,14 @@ def test_text_path_is_byte_identical(any_engine, fetch_small, decorated, guard):
 
 
 def test_text_path_projects_and_filters(pg_engine, fetch_small):
-    metadata = MetaData()
-    table = make_table(metadata)
-    metadata.create_all(pg_engine)
+    table = filled_table(pg_engine, 30)
     with Session(pg_engine) as session:
-        session.execute(insert(table), rows(30))
-        session.commit()
         statement = (select(table.c.at, table.c.name.label('who'), table.c.id)
                      .where(table.c.id > 3).order_by(table.c.id.desc()))
         for columns in (None, ['id', 'who']):
-            out = []
-            for text in (False, True):
-                encoder = CSVEncoder(columns=columns)
-                out.append(b''.join(
-                    [encoder.encode_batch(b.items)
-                     for b in tgstream.stream_query(session, statement, 5).batches(text=text)]
-                    + [encoder.end()]))
+            out = [render(tgstream.stream_query(session, statement, 5),
+                          CSVEncoder(columns=columns), text=text)[0]
+                   for text in (False, True)]
             assert out[0] == out[1]
             assert out[0].splitlines()[0] == (b'at,who,id' if columns is None else b'id,who')
 
@@ -160,25 +158,20 @@ def test_text_path_empty_and_unrepresentable(pg_engine):
     with Session(pg_engine) as session:
         statement = select(table).order_by(table.c.id)
         # no rows: what the regular path writes (no batch, so no header)
-        assert render(tgstream.stream_query(session, statement), True)[0] == render(
-            tgstream.stream_query(session, statement), False)[0]
+        assert render(tgstream.stream_query(session, statement), text=True)[0] == render(
+            tgstream.stream_query(session, statement))[0]
         session.execute(insert(table), [{'id': 1, 'at': datetime.datetime(2024, 1, 1)}])
         session.execute(table.insert().from_select(
             ['id', 'at'], select(literal(2), literal_column("'infinity'::timestamp"))))
         session.flush()
         # psycopg cannot make a datetime of it: an error, as on the regular path
         with pytest.raises(Exception, match='infinity'):
-            render(tgstream.stream_query(session, statement), True)
+            render(tgstream.stream_query(session, statement), text=True)
 
 
 def test_csv_view_uses_text_path(pg_engine, make_testapp):
     # through the renderer: same body as the rows written item by item
-    metadata = MetaData()
-    table = make_table(metadata)
-    metadata.create_all(pg_engine)
-    with Session(pg_engine) as session:
-        session.execute(insert(table), rows(25))
-        session.commit()
+    table = filled_table(pg_engine, 25)
     statement = select(table).order_by(table.c.id)
 
     def setup(config):

@@ -15,7 +15,7 @@ from sqlalchemy import Integer, MetaData, insert, literal_column, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import tgstream
-from tests.test_query_text import make_table, rows
+from tests.test_query_text import filled_table, make_table, render, rows
 from tgstream import query
 from tgstream.items import TupleRows
 from tgstream.query import TextRows
@@ -43,34 +43,14 @@ ENCODERS = {
 }
 
 
-def render(stream, encoder, **form):
-    kinds = set()
-    data = []
-    for batch in stream.batches(**form):
-        kinds.add(type(batch.items))
-        data.append(encoder.encode_batch(batch.items))
-    data.append(encoder.end())
-    return b''.join(data), kinds
-
-
-@pytest.fixture
-def fetch_small(monkeypatch):
-    # several fetches of the cursor, batches cut from them
-    monkeypatch.setattr(query, 'FETCH_ROWS', 7)
-
-
 @pytest.mark.parametrize('adapter', [False, True])
 @pytest.mark.parametrize('renderer', sorted(ENCODERS))
 @pytest.mark.parametrize('decorated', [False, True])
 def test_tuple_path_is_byte_identical(any_engine, fetch_small, json_impl, renderer,
                                       decorated, adapter):
-    metadata = MetaData()
-    table = make_table(metadata, decorated)
-    metadata.create_all(any_engine)
+    table = filled_table(any_engine, 40, decorated)
     request = json_request(adapter)
     with Session(any_engine) as session:
-        session.execute(insert(table), rows(40, decorated))
-        session.commit()
         statement = select(table).order_by(table.c.id)
         regular, regular_kinds = render(tgstream.stream_query(session, statement, 4),
                                         ENCODERS[renderer](request))
@@ -87,12 +67,8 @@ def test_tuple_path_is_byte_identical(any_engine, fetch_small, json_impl, render
 
 def test_processors_are_sqlalchemys(sqlite_engine):
     # SQLite keeps dates as text: the tuples hold what the Row holds
-    metadata = MetaData()
-    table = make_table(metadata, decorated=True)
-    metadata.create_all(sqlite_engine)
+    table = filled_table(sqlite_engine, 9, decorated=True)
     with Session(sqlite_engine) as session:
-        session.execute(insert(table), rows(9, decorated=True))
-        session.commit()
         statement = select(table).order_by(table.c.id)
         expected = [tuple(row) for row in session.execute(statement)]
         got = [row for batch in tgstream.stream_query(session, statement, 4).batches(tuples=True)
@@ -104,12 +80,8 @@ def test_processors_are_sqlalchemys(sqlite_engine):
 
 def test_csv_text_path_falls_back_to_tuples(sqlite_engine, fetch_small):
     # not PostgreSQL: the csv renderer gets tuples (not text) where it can
-    metadata = MetaData()
-    table = make_table(metadata)
-    metadata.create_all(sqlite_engine)
+    table = filled_table(sqlite_engine, 20)
     with Session(sqlite_engine) as session:
-        session.execute(insert(table), rows(20))
-        session.commit()
         statement = select(table).order_by(table.c.id)
         regular, _ = render(tgstream.stream_query(session, statement), CSVEncoder())
         fast, kinds = render(tgstream.stream_query(session, statement), CSVEncoder(), text=True)
@@ -180,12 +152,7 @@ def test_empty_and_single_row_results(any_engine):
 def test_views_returning_rows_take_the_tuple_path(any_engine, make_testapp, monkeypatch,
                                                   returns):
     # through the renderers: the same body as the rows yielded one by one
-    metadata = MetaData()
-    table = make_table(metadata)
-    metadata.create_all(any_engine)
-    with Session(any_engine) as session:
-        session.execute(insert(table), rows(30))
-        session.commit()
+    table = filled_table(any_engine, 30)
     statement = select(table).order_by(table.c.id)
     seen = []
     cut = query._cut
@@ -228,12 +195,8 @@ def test_views_returning_rows_take_the_tuple_path(any_engine, make_testapp, monk
 def test_a_result_read_from_keeps_the_regular_path(sqlite_engine):
     # rows already taken from it: its buffer no longer holds exactly the row
     # read ahead, so the rest comes through SQLAlchemy
-    metadata = MetaData()
-    table = make_table(metadata)
-    metadata.create_all(sqlite_engine)
+    table = filled_table(sqlite_engine, 20)
     with Session(sqlite_engine) as session:
-        session.execute(insert(table), rows(20))
-        session.commit()
         statement = select(table).order_by(table.c.id).execution_options(yield_per=5)
         for taken in (0, 1, 3):
             result = session.execute(statement)
