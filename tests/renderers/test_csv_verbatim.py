@@ -95,3 +95,22 @@ def test_text_rows_with_nulls():
     slow = CSVEncoder(header=False)
     slow._verbatim = (None, None, None)
     assert fast.encode_batch(rows) == slow.encode_batch(rows) == b'1,a,\r\n,b,2024-01-01\r\n'
+
+
+def test_after_a_batch_that_needs_the_csv_module_the_check_waits(monkeypatch):
+    calls = []
+    check = csv_renderer.verbatim_text
+
+    def spy(*args):
+        text = check(*args)
+        calls.append(text is not None)
+        return text
+
+    monkeypatch.setattr(csv_renderer, 'verbatim_text', spy)
+    plain, quoted = [('a', 'b')], [('a,1', 'b')]
+    batches = [plain, quoted] + [plain] * (csv_renderer._VERBATIM_BACKOFF + 2)
+    encoder = CSVEncoder(header=False)
+    body = b''.join(encoder.encode_batch(TupleRows(rows, ['x', 'y'])) for rows in batches)
+    # the same bytes, whichever wrote them
+    assert body == b'a,b\r\n"a,1",b\r\n' + b'a,b\r\n' * (csv_renderer._VERBATIM_BACKOFF + 2)
+    assert calls == [True, False, True, True]  # 15 batches without the check

@@ -77,6 +77,9 @@ def _describe(item: Any) -> str:
 _TUPLE_ROWS = (TupleRows, TextRows)
 
 _STR, _STR_NONE, _INT_NONE = {str}, {str, type(None)}, {int, type(None)}
+#: batches written by the csv module, without the verbatim check, after one
+#: that failed it
+_VERBATIM_BACKOFF = 15
 
 
 def _verbatim_special(dialect: Any) -> str | None:
@@ -167,7 +170,11 @@ class CSVEncoder(BaseEncoder):
         )
         self._separators = unquoted_separators(self._writer.dialect)
         dialect = self._writer.dialect
-        self._verbatim = (_verbatim_special(dialect), dialect.delimiter, dialect.lineterminator)
+        # a batch whose cells need nothing is joined (verbatim_text); not
+        # under a guard of the app's own, whose rules are unknown
+        special = _verbatim_special(dialect) if guard is None or guard is guard_row else None
+        self._verbatim = (special, dialect.delimiter, dialect.lineterminator)
+        self._verbatim_wait = 0  # batches to write without trying it (see encode_batch)
         self.columns = list(columns) if columns is not None else None
         self.header = header
         self.guard = guard
@@ -339,10 +346,17 @@ class CSVEncoder(BaseEncoder):
                 rows = [self._cells(item) for item in items]
             guard = self.guard
             special, delimiter, lineterminator = self._verbatim
-            text = (
-                verbatim_text(rows, plain, special, delimiter, lineterminator)
-                if special is not None and (guard is None or guard is guard_row) else None
-            )
+            text = None
+            if special is not None:
+                if self._verbatim_wait:
+                    self._verbatim_wait -= 1
+                else:
+                    text = verbatim_text(rows, plain, special, delimiter, lineterminator)
+                    if text is None:
+                        # the batches of one stream are alike: after a batch
+                        # that needs the csv module, don't pay the check (a
+                        # tenth of that batch's cost) on every one
+                        self._verbatim_wait = _VERBATIM_BACKOFF
             if text is not None:  # what the writer would write, faster
                 self._out.write(text)
             elif guard is None:
