@@ -275,9 +275,9 @@ class _RowToDict:
             return self.convert_many(rows), False
         self.unsafe = False
         dicts = checked_many(rows)
-        if self.unsafe:  # convert the values orjson would not write alike
-            return self.convert_many(rows), False
-        return dicts, True
+        # unsafe: encoded with the passthrough, the datetimes left in the
+        # dicts go through the default hook, as any dict's (same bytes)
+        return dicts, not self.unsafe
 
     def many(self, rows: list, one_result: bool = False,
              native: bool = True) -> tuple[list, bool]:
