@@ -86,7 +86,7 @@ ROWS = select(TABLE).order_by(TABLE.c.id)
 # -- (A) Pyramid's buffered json renderer over .all() --------------------------
 
 
-def _pyramid_config(engine, settings=None):
+def pyramid_config(engine, settings=None):
     import zope.sqlalchemy
     from pyramid.config import Configurator
 
@@ -105,13 +105,18 @@ def _pyramid_config(engine, settings=None):
     return config
 
 
-def app_a(engine):
+def add_datetime_adapter(config) -> None:
+    """As real Pyramid apps do: the app's json renderer has a datetime adapter."""
     from pyramid.renderers import JSON
 
-    config = _pyramid_config(engine)
     renderer = JSON()
     renderer.add_adapter(datetime.datetime, lambda obj, request: obj.isoformat())
     config.add_renderer('json', renderer)
+
+
+def app_a(engine):
+    config = pyramid_config(engine)
+    add_datetime_adapter(config)
 
     def items(request):
         return request.dbsession.scalars(ITEMS).all()
@@ -127,7 +132,7 @@ def app_a(engine):
 def app_b(engine, per_write: int = 1):
     from pyramid.response import Response
 
-    config = _pyramid_config(engine)
+    config = pyramid_config(engine)
 
     def rows():
         # pyramid_tm has committed before the body is read: the generator
@@ -267,7 +272,7 @@ def app_p_orm(engine):
     add-on streaming that generator."""
     from pyramid.response import Response
 
-    config = _pyramid_config(engine)
+    config = pyramid_config(engine)
     config.include('tgstream')
 
     def items(request):
@@ -284,15 +289,10 @@ def app_p_orm(engine):
 def app_t(engine, variant: str, adapter: bool = False, renderer: str = 'json'):
     import tgstream
 
-    config = _pyramid_config(engine)
+    config = pyramid_config(engine)
     config.include('tgstream')
     if adapter:
-        # as real Pyramid apps do: the app's json renderer has a datetime adapter
-        from pyramid.renderers import JSON
-
-        json_renderer = JSON()
-        json_renderer.add_adapter(datetime.datetime, lambda obj, request: obj.isoformat())
-        config.add_renderer('json', json_renderer)
+        add_datetime_adapter(config)
 
     def orm(request):
         return tgstream.stream_query(request.dbsession, ITEMS)

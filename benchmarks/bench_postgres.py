@@ -137,11 +137,8 @@ def app_k(url: str):
 
 
 def app_t(url: str, variant: str):
-    import zope.sqlalchemy
-    from pyramid.config import Configurator
-    from pyramid.renderers import JSON
+    from bench_apps import add_datetime_adapter, pyramid_config
     from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, select
-    from sqlalchemy.orm import sessionmaker
 
     import tgstream
 
@@ -150,21 +147,10 @@ def app_t(url: str, variant: str):
                   Column('name', String), Column('email', String),
                   Column('created_at', DateTime))
     statement = select(items).order_by(items.c.id)
-    config = Configurator(settings={'tm.manager_hook': 'pyramid_tm.explicit_manager'})
-    config.include('pyramid_tm')
+    config = pyramid_config(engine)  # the same wiring as the SQLite benchmark's
     config.include('tgstream')
-    factory = sessionmaker(bind=engine)
-
-    def dbsession(request):
-        session = factory()
-        zope.sqlalchemy.register(session, transaction_manager=request.tm)
-        return session
-
-    config.add_request_method(dbsession, reify=True)
     if variant.endswith('-adapter'):
-        renderer = JSON()
-        renderer.add_adapter(datetime.datetime, lambda obj, request: obj.isoformat())
-        config.add_renderer('json', renderer)
+        add_datetime_adapter(config)
         variant = variant[:-len('-adapter')]
 
     def returned(request):
