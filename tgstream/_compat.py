@@ -4,7 +4,9 @@ Each entry is named for what it reaches into, says why no public API does
 the job, and is covered by ``tests/test_compat.py``, which fails loudly (with
 the entry's name) when the library changes. Uses with a public equivalent
 were removed: the stream's transaction learns that a transaction ended from
-the public ``ISynchronizer.afterCompletion`` (no ``txn._manager``).
+the public ``ISynchronizer.afterCompletion``, the live backend's data manager
+is given its transaction manager by the caller (no ``txn._manager``), the
+stream tween reads WebOb's public ``app_iter`` (no ``_app_iter``).
 
 Nothing here is public API.
 """
@@ -19,17 +21,6 @@ from typing import Any, Callable
 from pyramid.interfaces import IExecutionPolicy
 from pyramid.router import default_execution_policy
 from pyramid.threadlocal import manager as _threadlocal_manager
-
-# -- WebOb -------------------------------------------------------------------
-
-
-def app_iter_is_list(response: Any) -> bool:
-    """WebOb ``Response._app_iter``: the body ``app_iter`` returns, read
-    without the property (the stream tween's one-check fast path, taken by
-    every non-stream response). A ``Response`` built otherwise, or a WebOb
-    without the attribute, just takes the slower path."""
-    return getattr(response, '_app_iter', None).__class__ is list
-
 
 # -- Pyramid -----------------------------------------------------------------
 
@@ -99,14 +90,6 @@ def defer_commit_abort(txn: Any, commit: Callable, abort: Callable) -> None:
     Neither library has a hook that can veto or postpone the commit."""
     txn.commit = commit
     txn.abort = abort
-
-
-def transaction_manager_of(txn: Any) -> Any:
-    """``transaction.Transaction._manager``, the manager that began ``txn``
-    (``None`` once it ended): a data manager is to expose it as its
-    ``transaction_manager`` (``IDataManager``), and a transaction has no
-    public way to name its manager. (tgstream.live's in-process backend.)"""
-    return getattr(txn, '_manager', None)
 
 
 def undefer_commit_abort(txn: Any) -> None:
