@@ -342,7 +342,7 @@ def test_two_threads_closing_with_a_held_error_close_and_log_once(
     # Both threads are held just before the stored error is taken (a trace
     # function, not a sleep): before the fix both took it, so the failure
     # was handled -- and logged -- twice.
-    barrier = threading.Barrier(2, timeout=0.5)
+    barrier = threading.Barrier(2, timeout=0.25)
 
     def trace(frame, event, arg):
         if frame.f_code.co_filename != stream_module.__file__:

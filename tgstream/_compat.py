@@ -2,11 +2,9 @@
 
 Each entry is named for what it reaches into, says why no public API does
 the job, and is covered by ``tests/test_compat.py``, which fails loudly (with
-the entry's name) when the library changes. Uses with a public equivalent
-were removed: the stream's transaction learns that a transaction ended from
-the public ``ISynchronizer.afterCompletion``, the live backend's data manager
-is given its transaction manager by the caller (no ``txn._manager``), the
-stream tween reads WebOb's public ``app_iter`` (no ``_app_iter``).
+the entry's name) when the library changes. Where a public equivalent exists
+it is used instead (``ISynchronizer.afterCompletion`` to learn that a
+transaction ended, WebOb's ``app_iter`` property).
 
 Nothing here is public API.
 """
@@ -87,7 +85,10 @@ def defer_commit_abort(txn: Any, commit: Callable, abort: Callable) -> None:
     with instance attributes: pyramid_tm's egress calls
     ``manager.commit()``/``abort()``, which call the current transaction's,
     and tgstream must only *record* that decision while the stream runs.
-    Neither library has a hook that can veto or postpone the commit."""
+    Neither library has a hook that can postpone the commit (``tm.commit_veto``
+    only turns it into an abort; a proxy ``tm.manager_hook`` costs every
+    request). docs/howitworks.rst gives the pyramid_tm hook that would
+    remove this entry."""
     txn.commit = commit
     txn.abort = abort
 

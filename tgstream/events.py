@@ -104,7 +104,7 @@ class StreamFinished:
     ``request``
         the request the stream belonged to;
     ``stream``
-        the :class:`tgstream.StreamIterator` (``stream.name`` names the view);
+        the :class:`tgstream.stream.StreamIterator` (``stream.name`` names the view);
     ``outcome``
         ``'completed'`` (every item sent), ``'error'`` (an exception in the
         stream, its encoder or the final commit), ``'disconnected'`` (the
@@ -141,7 +141,7 @@ class StreamFinished:
         self.duration: float = stream.duration
         self.exception: BaseException | None = stream.exception
 
-    # Deprecated (0.2): one name per fact.
+    # Deprecated: one name per fact (changes/24.rst).
     @property
     def transaction_outcome(self) -> str:
         """Deprecated alias of :attr:`transaction`."""

@@ -24,8 +24,8 @@ from .serverlog import mark_logged
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle
 
-# (flush and StreamEncodeError: importable from here as before)
-__all__ = ['FAST_PULL', 'FAST_RUN', 'StreamEncodeError', 'StreamIterator', 'flush']
+# (flush and StreamEncodeError: importable from here too)
+__all__ = ['FAST_PULL', 'FAST_RUN', 'StreamEncodeError', 'StreamIterator', 'flush', 'is_stream']
 
 log = logging.getLogger('tgstream')
 
