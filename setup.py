@@ -72,7 +72,7 @@ extras['testing'] = sorted(
 
 setup(
     name='tgstream',
-    version='0.1.0.dev0',
+    version='0.1.0',
     description=(
         'Streaming responses for Pyramid with the request, the transaction '
         'and the SQLAlchemy session still working while they stream'

@@ -20,7 +20,7 @@ import itertools
 from typing import Any, Iterator
 
 from pyramid.httpexceptions import HTTPMethodNotAllowed
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 import tgstream
@@ -266,11 +266,14 @@ ANNOUNCED = 20
 
 
 def announce(request, chunk: list[tuple[int, dict]]) -> None:
-    """Tell every open /live page (``users`` channel) about a written batch;
-    delivered only if the import commits."""
+    """Tell every open /live page (``users`` channel) about a written batch,
+    and how many users the table holds with it; delivered only if the import
+    commits."""
     users = [{'name': row['name'], 'email': row['email'], 'fullname': row['fullname']}
              for _, row in chunk[:ANNOUNCED]]
-    tgstream.notify(request, 'users', {'users': users, 'more': len(chunk) - len(users)})
+    total = request.dbsession.scalar(select(func.count()).select_from(User))
+    tgstream.notify(request, 'users', {'users': users, 'more': len(chunk) - len(users),
+                                       'total': total})
 
 
 @expose('ndjson', route_name='users_import', request_method='POST', stream=True)
