@@ -62,7 +62,7 @@ def test_no_input_gives_a_ready_project(tmp_path):
     assert "config.include('tgstream')" in init
     views = (project / 'my_stream_app' / 'views' / 'default.py').read_text()
     assert "@expose('json', route_name='items', stream=True)" in views
-    assert "stream_filename='items.csv'" in views  # prefixed view options
+    assert "filename='items.csv'" in views  # expose's TurboGears keywords
     assert 'pyramid_debugtoolbar' in (project / 'development.ini').read_text()
     production = (project / 'production.ini').read_text()
     assert 'pyramid_debugtoolbar\n' not in production and 'gthread' in production

@@ -2,9 +2,9 @@
 
 Each entry is named for what it reaches into, says why no public API does
 the job, and is covered by ``tests/test_compat.py``, which fails loudly (with
-the entry's name) when the library changes. Uses with a public equivalent
-were removed: the stream's transaction learns that a transaction ended from
-the public ``ISynchronizer.afterCompletion`` (no ``txn._manager``).
+the entry's name) when the library changes. Where a public equivalent exists
+it is used instead (``ISynchronizer.afterCompletion`` to learn that a
+transaction ended, WebOb's ``app_iter`` property).
 
 Nothing here is public API.
 """
@@ -19,17 +19,6 @@ from typing import Any, Callable
 from pyramid.interfaces import IExecutionPolicy
 from pyramid.router import default_execution_policy
 from pyramid.threadlocal import manager as _threadlocal_manager
-
-# -- WebOb -------------------------------------------------------------------
-
-
-def app_iter_is_list(response: Any) -> bool:
-    """WebOb ``Response._app_iter``: the body ``app_iter`` returns, read
-    without the property (the stream tween's one-check fast path, taken by
-    every non-stream response). A ``Response`` built otherwise, or a WebOb
-    without the attribute, just takes the slower path."""
-    return getattr(response, '_app_iter', None).__class__ is list
-
 
 # -- Pyramid -----------------------------------------------------------------
 
@@ -96,17 +85,12 @@ def defer_commit_abort(txn: Any, commit: Callable, abort: Callable) -> None:
     with instance attributes: pyramid_tm's egress calls
     ``manager.commit()``/``abort()``, which call the current transaction's,
     and tgstream must only *record* that decision while the stream runs.
-    Neither library has a hook that can veto or postpone the commit."""
+    Neither library has a hook that can postpone the commit (``tm.commit_veto``
+    only turns it into an abort; a proxy ``tm.manager_hook`` costs every
+    request). docs/howitworks.rst gives the pyramid_tm hook that would
+    remove this entry."""
     txn.commit = commit
     txn.abort = abort
-
-
-def transaction_manager_of(txn: Any) -> Any:
-    """``transaction.Transaction._manager``, the manager that began ``txn``
-    (``None`` once it ended): a data manager is to expose it as its
-    ``transaction_manager`` (``IDataManager``), and a transaction has no
-    public way to name its manager. (tgstream.live's in-process backend.)"""
-    return getattr(txn, '_manager', None)
 
 
 def undefer_commit_abort(txn: Any) -> None:

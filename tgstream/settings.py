@@ -47,6 +47,14 @@ class StreamSettings:
     #: ``tgstream.compress``: gzip streams for clients that accept it, with
     #: a sync flush per write (never ``text/event-stream``); off by default.
     compress: bool = False
+    #: ``tgstream.detect_generators``: the stream tween takes over a plain
+    #: ``Response(app_iter=<generator>)``; false: only ``stream=True`` views
+    #: stream (there is no tween).
+    detect_generators: bool = True
+    #: ``tgstream.shorten_server_log``: add
+    #: :class:`tgstream.serverlog.ServerLogFilter` to waitress' and
+    #: gunicorn's loggers; off by default (no global side effect).
+    shorten_server_log: bool = False
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -157,6 +165,8 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ),
     ('tgstream.toolbar', 'toolbar', as_bool),
     ('tgstream.compress', 'compress', as_bool),
+    ('tgstream.detect_generators', 'detect_generators', as_bool),
+    ('tgstream.shorten_server_log', 'shorten_server_log', as_bool),
 )
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)
