@@ -72,9 +72,10 @@ class StreamIterator:
       close sequence of its :class:`tgstream.lifecycle.Lifecycle` (which
       starts by closing the view's iterable).
 
-    ``fast_pull``, ``fast_run`` and ``clock`` (class attributes:
-    :data:`FAST_PULL`, :data:`FAST_RUN`, ``time.monotonic``) may be set per
-    stream or per class, e.g. in tests. It never defines ``__len__``
+    ``fast_pull`` and ``fast_run`` (class attributes, :data:`FAST_PULL` and
+    :data:`FAST_RUN`) may be set per stream or per class, e.g. in tests;
+    ``clock`` (``time.monotonic``) per class, before the stream is built
+    (its coalescer takes it then). It never defines ``__len__``
     (waitress would take a one-item iterable's length as the
     Content-Length). Use :func:`tgstream.is_stream` to ask whether a
     response's body is one.
