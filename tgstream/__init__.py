@@ -133,3 +133,4 @@ def includeme(config) -> None:
     config.include('.renderers')
     config.include('.toolbar')
     config.include('.live')
+    config.include('.otel')

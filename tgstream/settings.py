@@ -47,6 +47,9 @@ class StreamSettings:
     #: ``tgstream.compress``: gzip streams for clients that accept it, with
     #: a sync flush per write (never ``text/event-stream``); off by default.
     compress: bool = False
+    #: ``tgstream.otel``: OpenTelemetry spans and metrics of streams, when
+    #: OpenTelemetry is installed (tgstream.otel).
+    otel: bool = True
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -157,6 +160,7 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ),
     ('tgstream.toolbar', 'toolbar', as_bool),
     ('tgstream.compress', 'compress', as_bool),
+    ('tgstream.otel', 'otel', as_bool),
 )
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)
