@@ -61,3 +61,39 @@ def sdk() -> SDK:
     s = _SDK['sdk']
     s.exporter.clear()
     return s
+
+
+def build_traced_app(setup=None, settings=None, includes=('tgstream',), how='config'):
+    """A Pyramid app instrumented the documented ways: ``how='config'``
+    (``PyramidInstrumentor.instrument_config(config)`` before the includes)
+    or ``'instrument'`` (``PyramidInstrumentor().instrument()`` before the
+    Configurator is made); ``'otel'`` in ``includes`` places
+    ``instrument_config`` among them."""
+    from opentelemetry.instrumentation.pyramid import PyramidInstrumentor
+    from pyramid.config import Configurator
+
+    instrumentor = PyramidInstrumentor()
+    if how == 'instrument':
+        instrumentor.instrument()
+    try:
+        with Configurator(settings=dict(settings or {})) as config:
+            if how == 'config' and 'otel' not in includes:
+                PyramidInstrumentor.instrument_config(config)
+            for name in includes:
+                if name == 'otel':
+                    PyramidInstrumentor.instrument_config(config)
+                else:
+                    config.include(name)
+            if setup is not None:
+                setup(config)
+            return config.make_wsgi_app()
+    finally:
+        if how == 'instrument':
+            instrumentor.uninstrument()
+
+
+def server_span(spans, route):
+    """The one server span named ``route`` in ``spans``."""
+    found = [s for s in spans if s.name == route and s.kind == trace.SpanKind.SERVER]
+    assert len(found) == 1, [s.name for s in spans]
+    return found[0]
