@@ -336,3 +336,27 @@ def test_every_span_of_the_request_is_in_its_trace(otel, engine):
     assert len(inside) >= 6  # the request, its connect, five SELECTs
     assert {s.context.trace_id for s in inside} == {request_span.context.trace_id}
     assert [s for s in inside if s.parent is None] == [request_span]
+
+
+def test_gevent_greenlets_keep_their_own_trace(otel, engine):
+    # greenlets switching between the steps of their streams (gevent gives
+    # each greenlet its own contextvars context)
+    gevent = pytest.importorskip('gevent')
+    app = db_app(engine)
+    current: list = []
+
+    def run():
+        _, _, body = open_stream(app, '/queries')
+        for _chunk in body:
+            current.append(trace.get_current_span())
+            gevent.sleep(0)  # let the other greenlet run a step
+        body.close()
+
+    greenlets = [gevent.spawn(run) for _ in range(3)]
+    gevent.joinall(greenlets, timeout=10, raise_error=True)
+    assert current and all(span is trace.INVALID_SPAN for span in current)
+    spans = otel.spans()
+    requests = {s.context.span_id: s for s in spans if s.name == '/queries'}
+    assert len(requests) == 3
+    parents = [s.parent.span_id for s in spans if s.name.startswith('SELECT')]
+    assert sorted(parents.count(r) for r in requests) == [5, 5, 5]
