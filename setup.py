@@ -26,6 +26,14 @@ extras = {
     'browser': ['playwright >= 1.40'],
     # the documentation site (docs/): sphinx-build -W, and its doctests
     'docs': ['Sphinx >= 7', 'furo'],
+    # OpenTelemetry: spans and metrics that cover the whole stream
+    # (tgstream.otel), the Pyramid instrumentation, the Prometheus exporter
+    'otel': [
+        'opentelemetry-api >= 1.27',
+        'opentelemetry-sdk >= 1.27',
+        'opentelemetry-instrumentation-pyramid >= 0.48b0',
+        'opentelemetry-exporter-prometheus >= 0.48b0',
+    ],
 }
 # live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
 # gevent by itself) and gunicorn's gevent worker for many streams per process
@@ -43,7 +51,11 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
 ]
 extras['testing'] = sorted(
     set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
+    | set(extras['otel'])
     | {
+        # the SQL spans of tests/test_otel_*.py (its async wrapper: greenlet)
+        'opentelemetry-instrumentation-sqlalchemy',
+        'greenlet',
         'pytest >= 7',
         'WebTest >= 3',
         'httpx',

@@ -78,3 +78,17 @@ def test_wrap_tween_factory_implicit_and_explicit():
         assert not _compat.wrap_tween_factory(config.registry, 'no.such', wrap)
         tweens = config.registry.getUtility(ITweens)
         assert tweens(lambda request: None, config.registry).wrapped
+
+
+def test_context_var_is_what_attach_sets():
+    var = _compat.otel_context_var()
+    assert var is not None, 'otel_context_var: the default runtime context changed'
+    ctx = trace.set_span_in_context(trace.INVALID_SPAN)
+    token = var.set(ctx)
+    try:
+        assert otel_context.get_current() is ctx
+    finally:
+        var.reset(token)
+    token = otel_context.attach(ctx)
+    assert var.get() is ctx
+    otel_context.detach(token)

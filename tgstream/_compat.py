@@ -332,3 +332,19 @@ class otel_span_end_deferred:
 
 def _no_end(end_time: Any = None) -> None:
     pass
+
+
+def otel_context_var() -> Any:
+    """The ``ContextVar`` behind OpenTelemetry's default runtime context
+    (``opentelemetry.context._RUNTIME_CONTEXT._current_context``, a
+    ``ContextVarsRuntimeContext``): ``attach``/``detach`` are its
+    ``set``/``reset`` behind two calls each, and a stream sets it around
+    every step. ``None`` with another runtime context
+    (``OTEL_PYTHON_CONTEXT``): then the public ``attach``/``detach``."""
+    from opentelemetry import context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+    runtime = getattr(context, '_RUNTIME_CONTEXT', None)
+    if type(runtime) is not ContextVarsRuntimeContext:
+        return None
+    return getattr(runtime, '_current_context', None)

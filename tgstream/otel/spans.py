@@ -24,6 +24,7 @@ goes through the instrumentation's own code unchanged.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable
 
@@ -38,6 +39,7 @@ from .._compat import (
     OTEL_SPAN_KEY,
     OTEL_STARTTIME_KEY,
     OTEL_TWEEN,
+    otel_context_var,
     otel_request_instruments,
     otel_span_end_deferred,
     wrap_tween_factory,
@@ -115,10 +117,10 @@ class HeldSpan:
     # -- every step of the stream (tgstream.context) -----------------------
 
     def enter(self) -> Any:
-        return otel_context.attach(self.context)
+        return _attach(self.context)
 
     def exit(self, token: Any) -> None:
-        otel_context.detach(token)
+        _detach(token)
         if self.first_byte_ns is None and self.stream is not None and self.stream.bytes_sent:
             self.first_byte_ns = time.time_ns()
 
@@ -159,6 +161,26 @@ class HeldSpan:
             elif unit == 'ms':
                 amount = max(round(amount + extra * 1000), 0)
             call(amount, attributes)
+
+
+def _context_calls() -> tuple[Callable, Callable]:
+    # OpenTelemetry's attach/detach, or the ContextVar they set (same effect)
+    var = otel_context_var()
+    if var is None:
+        return otel_context.attach, otel_context.detach
+
+    def detach(token: Any) -> None:
+        try:
+            var.reset(token)
+        except ValueError:
+            # a token of another thread's context: what detach() logs
+            log.exception('Failed to detach context')
+
+    return var.set, detach
+
+
+_attach, _detach = _context_calls()
+log = logging.getLogger('tgstream')
 
 
 def _held_call(call: Callable, unit: str) -> Callable:
