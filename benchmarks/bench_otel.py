@@ -41,6 +41,8 @@ from bench_overhead import ENVIRON, machine, quartiles, write_section  # noqa: E
 
 SECTION = 'otel'
 MODES = ('coalesced', 'per step')
+#: items of the short stream (the per-request cost)
+SHORT = 10
 
 
 def setup_sdk() -> None:
@@ -80,6 +82,8 @@ def make_app(integration: bool, items: int):
 
 
 def run_block(app, path: str, requests: int, expected: bytes) -> float:
+    """Microseconds per request for ``requests`` requests, each body read
+    and closed as a server does."""
     def start_response(status, headers, exc_info=None):
         pass
 
@@ -92,27 +96,47 @@ def run_block(app, path: str, requests: int, expected: bytes) -> float:
     elapsed = time.thread_time() - started
     if data != expected:
         raise AssertionError('unexpected body for %s' % path)
-    return elapsed
+    return elapsed / requests * 1e6
 
 
-def measure(mode: str, pairs: int, requests: int, items: int, same: bool) -> tuple[list, list]:
+def measure(mode: str, args) -> dict[str, list[float]]:
+    """Per pair: µs per request of each app with ``SHORT`` items and with
+    ``--items`` items. The per-item cost is the slope between the two (what
+    a request costs per item more), so the per-request costs (the span, the
+    metric points) do not count in it; they are reported apart."""
     path = '/coalesced' if mode == 'coalesced' else '/step'
-    expected = b''.join(b'item %d\n' % n for n in range(items))
-    without, with_ = make_app(False, items), make_app(not same, items)
-    for app in (without, with_):
-        run_block(app, path, requests, expected)
-    a, b = [], []
+    apps = {
+        (kind, size): make_app(kind == 'with' and not args.same, size)
+        for kind in ('without', 'with') for size in (SHORT, args.items)
+    }
+    expected = {size: b''.join(b'item %d\n' % n for n in range(size))
+                for size in (SHORT, args.items)}
+    blocks = list(apps)
+    for key in blocks:  # warm up
+        run_block(apps[key], path, args.requests, expected[key[1]])
+    times: dict[tuple, list[float]] = {key: [] for key in blocks}
     gc.collect()
     gc.disable()
     try:
-        for index in range(pairs):
-            order = ((without, a), (with_, b))
-            for app, results in order if index % 2 == 0 else reversed(order):
-                results.append(run_block(app, path, requests, expected) / (requests * items) * 1e6)
+        for index in range(args.pairs):
+            order = blocks if index % 2 == 0 else blocks[::-1]
+            for key in order:
+                requests = args.requests * (10 if key[1] == SHORT else 1)
+                times[key].append(run_block(apps[key], path, requests, expected[key[1]]))
             gc.collect()
     finally:
         gc.enable()
-    return a, b
+    per_item = {
+        kind: [(long - short) / (args.items - SHORT)
+               for short, long in zip(times[(kind, SHORT)], times[(kind, args.items)])]
+        for kind in ('without', 'with')
+    }
+    return {
+        'request without': times[('without', SHORT)],
+        'request with': times[('with', SHORT)],
+        'item without': per_item['without'],
+        'item with': per_item['with'],
+    }
 
 
 def report(results: dict, command: str, seconds: float, args) -> str:
@@ -124,28 +148,33 @@ def report(results: dict, command: str, seconds: float, args) -> str:
         'Machine: %s' % machine(),
         '',
         'Both apps instrumented with OpenTelemetry\'s Pyramid instrumentation on the real '
-        'SDK (every span recorded, an in-memory metric reader); %s. %d paired blocks of %d '
-        'requests of %d items, alternating, thread CPU time.'
+        'SDK (every span recorded, an in-memory metric reader); %s. %d pairs, each a block '
+        'of %d requests of %d items and a block of %d requests of %d items per app, order '
+        'swapped every pair, thread CPU time. µs/item is the slope between the two sizes '
+        '(per-request costs excluded); µs/request is measured with %d items.'
         % ('A/A: two copies of the app without the integration' if args.same
-           else '`tgstream.otel = false` vs the integration', args.pairs, args.requests,
-           args.items),
+           else '`tgstream.otel = false` vs the integration', args.pairs,
+           args.requests * 10, SHORT, args.requests, args.items, SHORT),
         '',
-        '| stream | µs/item without | µs/item with | ratio per pair, median | quartiles | µs/request added |',
-        '|---|---:|---:|---:|---:|---:|',
+        '| stream | µs/item without | µs/item with | added µs/item, median (quartiles) '
+        '| µs/request without | µs/request with | added µs/request, median (quartiles) |',
+        '|---|---:|---:|---:|---:|---:|---:|',
     ]
-    for mode, (a, b) in results.items():
-        ratios = [y / x for x, y in zip(a, b)]
-        q1, q3 = quartiles(ratios)
-        added = statistics.median(y - x for x, y in zip(a, b)) * args.items
-        lines.append('| %s | %.3f | %.3f | %.4f | %.4f–%.4f | %+.1f |' % (
-            mode, statistics.median(a), statistics.median(b), statistics.median(ratios),
-            q1, q3, added))
+    for mode, r in results.items():
+        item = [b - a for a, b in zip(r['item without'], r['item with'])]
+        request = [b - a for a, b in zip(r['request without'], r['request with'])]
+        row = '| %s | %.3f | %.3f | %+.3f (%+.3f to %+.3f) | %.1f | %.1f | %+.1f (%+.1f to %+.1f) |'
+        lines.append(row % (
+            mode, statistics.median(r['item without']), statistics.median(r['item with']),
+            statistics.median(item), *quartiles(item),
+            statistics.median(r['request without']), statistics.median(r['request with']),
+            statistics.median(request), *quartiles(request)))
     return '\n'.join(lines) + '\n'
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--pairs', type=int, default=40)
+    parser.add_argument('--pairs', type=int, default=30)
     parser.add_argument('--requests', type=int, default=10)
     parser.add_argument('--items', type=int, default=2000)
     parser.add_argument('--quick', action='store_true', help='8 pairs; writes nothing')
@@ -156,8 +185,7 @@ def main(argv=None) -> int:
         args.pairs = 8
     setup_sdk()
     started = time.monotonic()
-    results = {mode: measure(mode, args.pairs, args.requests, args.items, args.same)
-               for mode in MODES}
+    results = {mode: measure(mode, args) for mode in MODES}
     command = 'python benchmarks/bench_otel.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
     text = report(results, command.strip(), time.monotonic() - started, args)
     print(text)

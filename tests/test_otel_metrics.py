@@ -15,7 +15,6 @@ from tgstream.otel import metrics as stream_metrics
 ACTIVE = stream_metrics.ACTIVE_STREAMS
 DURATION = stream_metrics.STREAM_DURATION
 SIZE = stream_metrics.STREAM_BODY_SIZE
-ITEMS = stream_metrics.STREAM_ITEMS
 
 
 @pytest.fixture
@@ -65,7 +64,7 @@ def test_open_streams_are_counted_until_they_end(otel, app):
     assert otel.total(ACTIVE, **route) == before
 
 
-def test_duration_bytes_items_by_outcome(otel, app):
+def test_duration_and_bytes_by_outcome(otel, app):
     completed = {'http.route': '/lines', 'tgstream.outcome': 'completed',
                  'tgstream.transaction': 'not managed'}
     before = otel.total(DURATION, **completed)
@@ -73,8 +72,6 @@ def test_duration_bytes_items_by_outcome(otel, app):
     assert otel.total(DURATION, **completed) == before + 1
     [size] = [p for a, p in otel.points(SIZE).items() if set(completed.items()) <= a]
     assert size.max == len(body) == 8
-    [items] = [p for a, p in otel.points(ITEMS).items() if set(completed.items()) <= a]
-    assert items.max == 4
     errors = {'http.route': '/failing', 'tgstream.outcome': 'error'}
     before = otel.total(DURATION, **errors)
     with pytest.raises(ValueError):
@@ -93,7 +90,6 @@ def test_units_and_names_follow_the_conventions(otel, app):
     assert units[ACTIVE] == '{stream}'
     assert units[DURATION] == 's'
     assert units[SIZE] == 'By'
-    assert units[ITEMS] == '{item}'
 
 
 def test_transaction_outcome_is_an_attribute(otel, tmp_path):

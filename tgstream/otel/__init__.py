@@ -8,8 +8,7 @@ tgstream[otel]``):
 - **Stream metrics** (:mod:`tgstream.otel.metrics`), through OpenTelemetry's
   metrics API: ``tgstream.server.active_streams`` (open streams),
   ``tgstream.server.stream.duration`` (its count by ``tgstream.outcome`` is
-  the outcomes), ``tgstream.server.stream.body.size`` (bytes) and
-  ``tgstream.server.stream.items``. Without a ``MeterProvider`` they are
+  the outcomes) and ``tgstream.server.stream.body.size`` (bytes). Without a ``MeterProvider`` they are
   OpenTelemetry's no-ops.
 - **The server span of OpenTelemetry's Pyramid instrumentation**
   (:mod:`tgstream.otel.spans`), when the app is instrumented (either
