@@ -115,3 +115,38 @@ def test_transaction_outcome_is_an_attribute(otel, tmp_path):
 def test_unknown_methods_are_other():
     request = Request.blank('/', method='BREW')
     assert stream_metrics.request_attributes(request) == {'http.request.method': '_OTHER'}
+
+
+def test_the_prometheus_recipe_names():
+    # what docs/observability.rst and docs/production.rst say Prometheus scrapes
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import REGISTRY, generate_latest
+
+    from tgstream.otel.live import LiveMetrics
+
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        meter = provider.get_meter('tgstream')
+        stream = stream_metrics.StreamMetrics(meter)
+        stream.active.add(1, {'http.route': '/export', 'http.request.method': 'GET'})
+        stream.duration.record(2.0, {'tgstream.outcome': 'disconnected'})
+        stream.size.record(100, {'tgstream.outcome': 'disconnected'})
+        live = LiveMetrics(meter)
+        live.listener_opened('orders')
+        live.delivered('orders', committed_at=1.0, now=1.01)
+        text = generate_latest().decode()
+    finally:
+        provider.shutdown()
+        REGISTRY.unregister(reader._collector)
+    for line in (
+        'tgstream_server_active_streams{http_request_method="GET",http_route="/export"',
+        'tgstream_server_stream_duration_seconds_count{',
+        'tgstream_outcome="disconnected"',
+        'tgstream_server_stream_body_size_bytes_sum{',
+        'tgstream_live_active_listeners{',
+        'tgstream_live_channel="orders"',
+        'tgstream_live_delivery_duration_seconds_bucket{',
+    ):
+        assert line in text, line
