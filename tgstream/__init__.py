@@ -112,6 +112,11 @@ def includeme(config) -> None:
     - ``tgstream.notify(request, channel, payload)`` and
       ``tgstream.listen(request, channel)``: live streams fed by committed
       notifications (``tgstream.live.*`` settings).
+    - With OpenTelemetry installed (``tgstream[otel]``), the Pyramid
+      instrumentation's server span and request metrics of a stream cover
+      it until it ends, and stream metrics are recorded (``tgstream.otel``;
+      ``tgstream.otel = false`` turns it off). Without it nothing of
+      OpenTelemetry is imported.
 
     Settings (``tgstream.*``) are checked when the configuration is
     committed; see docs/streaming.rst ("Settings").
