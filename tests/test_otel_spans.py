@@ -23,7 +23,7 @@ from opentelemetry.trace import StatusCode
 from pyramid.request import Request
 from sqlalchemy import select, text
 
-from tests.dbapp import User, includeme_models, make_engine, seed_users
+from tests.dbapp import User, includeme_models, seed_users
 from tests.otel_support import build_traced_app, sdk, server_span
 
 ACTIVE = 'http.server.active_requests'
@@ -193,8 +193,9 @@ def test_figures_on_the_span(otel):
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = make_engine('sqlite:///%s' % (tmp_path / 'otel.sqlite'))
+def engine(any_engine):
+    """SQLite and PostgreSQL (psycopg), instrumented."""
+    engine = any_engine
     seed_users(engine, 5)
     SQLAlchemyInstrumentor().instrument(engine=engine, skip_dep_check=True)
     yield engine
