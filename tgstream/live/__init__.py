@@ -108,7 +108,7 @@ def _transaction_of(request):
         from transaction.interfaces import NoTransaction
     except ImportError:  # pragma: no cover - the sqlalchemy extra
         raise RuntimeError('tgstream.notify() needs the transaction package '
-                           '(pip install "tgstream[live]")') from None
+                           '(the "live" extra: pip install -e ".[live]" in a checkout)') from None
     manager = getattr(request, 'tm', None) or transaction.manager
     try:
         txn = manager.get()
