@@ -361,3 +361,54 @@ def test_gevent_greenlets_keep_their_own_trace(otel, engine):
     assert len(requests) == 3
     parents = [s.parent.span_id for s in spans if s.name.startswith('SELECT')]
     assert sorted(parents.count(r) for r in requests) == [5, 5, 5]
+
+
+def test_an_explicit_tween_list(otel):
+    # pyramid.tweens set by hand: the instrumentation's tween is wrapped there
+    tweens = '\n'.join([
+        'opentelemetry.instrumentation.pyramid.trace_tween_factory',
+        'pyramid.tweens.excview_tween_factory',
+        'tgstream.tween.stream_tween_factory',
+    ])
+    app = build_traced_app(add_views, settings={'pyramid.tweens': tweens})
+    _, _, body = open_stream(app, '/paused')
+    assert otel.spans('/paused') == []
+    list(body)
+    body.close()
+    assert server_span(otel.spans(), '/paused').attributes['tgstream.outcome'] == 'completed'
+
+
+def test_a_retried_request_that_streams(otel, engine):
+    # pyramid_retry: the first attempt fails before the first item, the
+    # second streams; each attempt has its span, the second ends with it
+    import transaction.interfaces
+
+    attempts = []
+
+    def flaky(request):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise transaction.interfaces.TransientError('try again')
+        return iter_lines()
+
+    def iter_lines():
+        yield 'a\n'
+        yield 'b\n'
+
+    def setup_all(config):
+        includeme_models(config, engine)
+        config.include('tgstream')
+        config.add_route('flaky', '/flaky')
+        config.add_view(flaky, route_name='flaky', stream=True)
+
+    app = build_traced_app(setup_all, includes=(), settings={'retry.attempts': '2'})
+    _, _, body = open_stream(app, '/flaky')
+    assert len(attempts) == 2
+    finished = otel.spans('/flaky')
+    assert len(finished) == 1 and finished[0].status.status_code == StatusCode.ERROR
+    assert list(body) == [b'a\n', b'b\n']
+    body.close()
+    spans = otel.spans('/flaky')
+    assert len(spans) == 2
+    assert spans[1].attributes['tgstream.outcome'] == 'completed'
+    assert spans[1].attributes['tgstream.transaction'] == 'committed'
