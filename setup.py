@@ -24,6 +24,14 @@ extras = {
     'scaffold': ['cookiecutter >= 2.1'],
     # the browser test of the demo's /live page (with a system Chromium)
     'browser': ['playwright >= 1.40'],
+    # OpenTelemetry: spans and metrics that cover the whole stream
+    # (tgstream.otel), the Pyramid instrumentation, the Prometheus exporter
+    'otel': [
+        'opentelemetry-api >= 1.27',
+        'opentelemetry-sdk >= 1.27',
+        'opentelemetry-instrumentation-pyramid >= 0.48b0',
+        'opentelemetry-exporter-prometheus >= 0.48b0',
+    ],
 }
 # the documentation site (docs/): sphinx-build -W, and its doctests, which
 # drive the examples through WebTest and show orjson's output (hence 'fast')
@@ -44,7 +52,11 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
 ]
 extras['testing'] = sorted(
     set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
+    | set(extras['otel'])
     | {
+        # the SQL spans of tests/test_otel_*.py (its async wrapper: greenlet)
+        'opentelemetry-instrumentation-sqlalchemy',
+        'greenlet',
         'pytest >= 7',
         'WebTest >= 3',
         'httpx',

@@ -1,9 +1,11 @@
 """What the documentation names exists: every ``tgstream.<name>`` written in
-the README and docs/ is a setting tgstream reads or a name one can import."""
+the README and docs/ is a setting tgstream reads, a name one can import, or
+a span attribute or metric tgstream records."""
 from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,12 @@ def live_settings() -> set[str]:
     return set(re.findall(r"'(tgstream\.live\.[a-z_]+)'", source))
 
 
+def telemetry_names() -> set[str]:
+    """The span attributes and metric names tgstream.otel writes."""
+    return {name for path in (CHECKOUT / 'tgstream' / 'otel').glob('*.py')
+            for name in re.findall(r"'(tgstream\.[a-z_.]+)'", path.read_text())}
+
+
 def importable(dotted: str) -> bool:
     parts = dotted.split('.')
     for i in range(len(parts), 0, -1):
@@ -28,8 +36,10 @@ def importable(dotted: str) -> bool:
         except ImportError:
             continue
         try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
+            with warnings.catch_warnings():  # deprecated names exist too
+                warnings.simplefilter('ignore', DeprecationWarning)
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
         except AttributeError:
             return False
         return True
@@ -44,9 +54,9 @@ def documented_names() -> list[tuple[str, str]]:
 @pytest.mark.parametrize('page, name', documented_names())
 def test_a_documented_name_exists(page, name):
     settings = KNOWN_SETTINGS | live_settings()
-    assert name in settings or importable(name), (
-        '%s names %s: neither a setting (%s...) nor importable'
-        % (page, name, ', '.join(sorted(settings)[:3])))
+    assert name in settings | telemetry_names() or importable(name), (
+        '%s names %s: neither a setting (%s...), a span attribute or metric, '
+        'nor importable' % (page, name, ', '.join(sorted(settings)[:3])))
 
 
 def test_the_check_sees_the_names():

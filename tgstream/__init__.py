@@ -72,7 +72,11 @@ def includeme(config) -> None:
       adds a tween under pyramid_debugtoolbar when the toolbar is included
       (``tgstream.toolbar``);
     - reads the ``tgstream.*`` settings when the configuration is
-      committed; a bad value or unknown key is a ``ConfigurationError``.
+      committed; a bad value or unknown key is a ``ConfigurationError``;
+    - with OpenTelemetry's Pyramid instrumentation, the server span and
+      request metrics of a stream last until it ends, and stream metrics are
+      recorded (``tgstream.otel``); without OpenTelemetry nothing of it is
+      imported.
 
     A stream is primed to its first item inside the request (an error before
     it is a normal error response), runs every ``next()`` and ``close()``
@@ -103,6 +107,7 @@ def includeme(config) -> None:
     config.include('.renderers')
     config.include('.toolbar')
     config.include('.live')
+    config.include('.otel')
 
 
 def __getattr__(name: str):

@@ -55,6 +55,9 @@ class StreamSettings:
     #: :class:`tgstream.serverlog.ServerLogFilter` to waitress' and
     #: gunicorn's loggers; off by default (no global side effect).
     shorten_server_log: bool = False
+    #: ``tgstream.otel``: OpenTelemetry spans and metrics of streams, when
+    #: OpenTelemetry is installed (tgstream.otel).
+    otel: bool = True
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -167,6 +170,7 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ('tgstream.compress', 'compress', as_bool),
     ('tgstream.detect_generators', 'detect_generators', as_bool),
     ('tgstream.shorten_server_log', 'shorten_server_log', as_bool),
+    ('tgstream.otel', 'otel', as_bool),
 )
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)
