@@ -185,6 +185,9 @@ THOROUGH_TESTS = frozenset((
     'tests/renderers/test_renderers.py::test_the_package_imports_no_format_module',
     'tests/renderers/test_templates.py::test_works_without_pyramid_jinja2_installed',
     'tests/renderers/test_csv_dialects.py::test_every_reader_sees_only_judged_cells',
+    'tests/test_otel_import.py::test_with_opentelemetry_the_integration_loads',
+    'tests/test_otel_import.py::test_without_opentelemetry_nothing_is_imported',
+    'tests/test_otel_demo.py::test_the_demo_prints_its_spans_with_one_setting',
 ))
 PG_FIXTURES = frozenset(('pg_url', 'pg_engine', 'postgresql_engine'))
 NOT_UNIT = frozenset(('live', 'postgresql', 'slow', 'browser', 'thorough'))
