@@ -37,12 +37,11 @@ def ddl(table: str) -> list[str]:
         ' channel text NOT NULL,'
         ' data text NOT NULL,'
         ' created_at timestamptz NOT NULL DEFAULT now())' % table,
-        # readers and replays: by position, by channel and position; the
-        # purge walks positions and reads created_at from the index
+        # readers and replays walk positions (a replay reads the range a
+        # client missed, whatever its channels: no channel index to keep up);
+        # the purge reads created_at from the index
         'CREATE UNIQUE INDEX IF NOT EXISTS %s_position ON %s (position) '
         'INCLUDE (created_at) WHERE position IS NOT NULL' % (name, table),
-        'CREATE INDEX IF NOT EXISTS %s_channel ON %s (channel, position) '
-        'WHERE position IS NOT NULL' % (name, table),
         # the sequencer: committed rows still without a position
         'CREATE INDEX IF NOT EXISTS %s_unsequenced ON %s (id) '
         'WHERE position IS NULL' % (name, table),
