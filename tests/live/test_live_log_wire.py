@@ -210,3 +210,100 @@ def test_several_channels_on_one_stream_in_commit_order(pg_app, live):
         assert data(again) == ['b1', 'a2'] and not resets(events)
     finally:
         again.close()
+
+
+def read_to_the_end(client, timeout):
+    """Read until the response ends; returns (seconds, complete)."""
+    import time
+
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < timeout:
+            client.buffer += next(client.chunks)
+    except StopIteration:
+        return time.monotonic() - began, True
+    except httpx.HTTPError:
+        return time.monotonic() - began, False
+    return time.monotonic() - began, False
+
+
+def test_sigterm_ends_every_stream_cleanly_and_clients_resume(pg_engine, pg_url):
+    settings = pg_live_settings(pg_engine, pg_url, **{'tgstream.sse.keepalive': '0.2'})
+    with pg_engine.connect() as conn:
+        schema = conn.scalar(text('SELECT current_schema()'))
+    env = {'TGSTREAM_LIVE_APP': json.dumps(
+        {'url': pg_url, 'schema': schema, 'settings': settings})}
+    with serve_gunicorn('tests.liveapp:wsgi_app()', threads=8, env=env, cwd=ROOT,
+                        ready_path='/current', args=['--graceful-timeout', '30']) as old:
+        clients = [SSEClient(old.url + '/feed') for _ in range(3)]
+        try:
+            for client in clients:
+                client.read_until(lambda events: any('id' in e for e in events))
+            httpx.get(old.url + '/add', params={'name': 'before'}).raise_for_status()
+            for client in clients:
+                client.read_until(has_names(1))
+            old.process.terminate()  # SIGTERM to gunicorn's master
+            for client in clients:
+                seconds, complete = read_to_the_end(client, 10)
+                # well before the graceful timeout (30 s), the response terminated
+                assert complete and seconds < 5, (seconds, complete)
+                last = client.events()[-1]
+                assert last[':'] == 'end' and 2000 <= int(last['retry']) <= 4000
+            last_ids = [client.data_events()[-1]['id'] for client in clients]
+            assert old.process.wait(10) == 0
+        finally:
+            for client in clients:
+                client.close()
+    # committed while no process ran; the clients reconnect to a new one
+    with process(pg_engine, pg_url, settings) as new:
+        httpx.get(new.url + '/add', params={'name': 'during'}).raise_for_status()
+        for last_id in last_ids:
+            again = SSEClient(new.url + '/feed', headers={'Last-Event-ID': last_id})
+            try:
+                events = again.read_until(has_names(1))
+                assert data(again) == ['during'] and not resets(events)
+            finally:
+                again.close()
+
+
+def test_sigterm_to_waitress_ends_streams_then_the_process(pg_engine, pg_url):
+    import re
+    import subprocess
+    import sys
+
+    settings = pg_live_settings(pg_engine, pg_url, **{'tgstream.sse.keepalive': '0.2'})
+    with pg_engine.connect() as conn:
+        schema = conn.scalar(text('SELECT current_schema()'))
+    env = {**os.environ, 'TGSTREAM_LIVE_APP': json.dumps(
+        {'url': pg_url, 'schema': schema, 'settings': settings})}
+    server = subprocess.Popen(
+        [sys.executable, '-m', 'waitress', '--listen=127.0.0.1:0', '--threads=8',
+         '--call', 'tests.liveapp:wsgi_app'],
+        cwd=ROOT, env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    # waitress logs "Serving on http://127.0.0.1:<port>"; read on a thread
+    # (bounded wait), so a server that never says it cannot hang the test
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        while not any('Serving on' in line for line in lines):
+            assert server.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.05)
+        url = re.search(r'http://127\.0\.0\.1:\d+', ''.join(lines)).group(0)
+        client = SSEClient(url + '/feed')
+        try:
+            client.read_until(lambda events: any('id' in e for e in events))
+            server.terminate()
+            seconds, complete = read_to_the_end(client, 10)
+            assert complete and seconds < 5, (seconds, complete)
+            assert 'retry' in client.events()[-1]
+        finally:
+            client.close()
+        assert server.wait(10) == -15  # then the default action ended it
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(5)

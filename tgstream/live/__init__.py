@@ -32,11 +32,16 @@ class PayloadTooLarge(ValueError):
 
 
 def includeme(config) -> None:
-    """Parse and check the ``tgstream.live.*`` settings at commit time."""
+    """Parse and check the ``tgstream.live.*`` settings at commit time, and
+    end every live stream of the process cleanly on SIGTERM (see
+    :mod:`tgstream.live.shutdown`)."""
     settings = config.get_settings()
 
     def store():
         config.registry[SETTINGS_KEY] = parse_live_settings(settings)
+        from .shutdown import install
+
+        install()  # SIGTERM ends every live stream cleanly (see shutdown.py)
 
     config.action(('tgstream', 'live settings'), store, order=PHASE1_CONFIG)
 
@@ -74,6 +79,9 @@ def get_hub(registry) -> Hub:
             hub.listener.start()
         else:
             hub = Hub(settings.history, encode=to_sse)
+        from .shutdown import register
+
+        register(hub)
         registry[HUB_KEY] = hub
         return hub
 

@@ -278,7 +278,7 @@ class Hub:
         self.wake_all()
         if self.listener is not None:
             self.listener.stop(timeout)
-        if self.log is not None:
+        if self.log is not None and timeout:
             self.log.close()
 
 

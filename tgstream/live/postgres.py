@@ -100,10 +100,11 @@ class PostgresListener:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
+        if timeout and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        for sock in (self._wake_r, self._wake_w):
-            sock.close()
+        if not self._thread.is_alive():
+            for sock in (self._wake_r, self._wake_w):
+                sock.close()
 
     def poke(self) -> None:
         """Events were committed in this process: sequence them now (one
