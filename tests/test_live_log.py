@@ -266,3 +266,22 @@ def test_compat_zope_sqlalchemy_session_state(sqlite_engine):
         _compat.mark_session_changed(session)
     with sqlite_engine.connect() as conn:
         assert conn.scalar(text('SELECT count(*) FROM t')) == 1, 'the statement was rolled back'
+
+
+@pytest.mark.postgresql
+def test_a_table_the_session_cannot_see_is_a_clear_error(pg_engine, pg_url):
+    import uuid
+
+    # the listener (no search_path: public) and the app's session (the
+    # test's schema) resolve an unqualified name differently
+    name = 'tgstream_t_' + uuid.uuid4().hex[:10]
+    settings = pg_live_settings(pg_engine, pg_url, **{'tgstream.live.table': name})
+    app = live_app(pg_engine, settings)
+    try:
+        started(app)
+        with pytest.raises(RuntimeError, match=r'tgstream.live.table = .*schema-qualified'):
+            webtest.TestApp(app).get('/add', {'name': 'x'})
+    finally:
+        stop_hub(app.registry)
+        with pg_engine.begin() as conn:
+            conn.execute(text('DROP TABLE IF EXISTS public.%s' % name))

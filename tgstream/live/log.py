@@ -17,6 +17,7 @@ wrongly. The purge keeps the newest row, so positions never restart.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any, Iterator, Sequence
 
@@ -142,6 +143,7 @@ class LiveLog:
         self.table = table
         self._engine: Any = None
         self._ensured = False
+        self._lock = threading.Lock()
 
     @property
     def engine(self) -> Any:
@@ -156,7 +158,11 @@ class LiveLog:
 
     def ensure(self) -> None:
         """Create the table on first use (once per process)."""
-        if not self._ensured:
+        if self._ensured:
+            return
+        with self._lock:
+            if self._ensured:
+                return
             with self.engine.connect() as conn:
                 raw = conn.connection.driver_connection
                 autocommit, raw.autocommit = raw.autocommit, True

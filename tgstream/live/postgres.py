@@ -50,8 +50,20 @@ def send(session: Any, table: str, channel: str, data: str) -> int:
             'with session=' % (bind.url.render_as_string(hide_password=True),
                                 bind.dialect.name)
         )
-    key = session.execute(text(sql.insert_sql(table)),
-                          {'channel': channel, 'data': data}).scalar_one()
+    from sqlalchemy.exc import ProgrammingError
+
+    try:
+        key = session.execute(text(sql.insert_sql(table)),
+                              {'channel': channel, 'data': data}).scalar_one()
+    except ProgrammingError as exc:
+        if getattr(exc.orig, 'sqlstate', None) != '42P01':  # undefined_table
+            raise
+        raise RuntimeError(
+            'tgstream.live.table = %r: no such table for the session notify() '
+            'uses, though the listener (tgstream.live.url) created it -- their '
+            'search_path differs: give a schema-qualified name (schema.%s)'
+            % (table, table.rpartition('.')[2])
+        ) from exc
     # zope.sqlalchemy rolls back a transaction that only ran statements (no
     # flush): the event must make it commit.
     mark_session_changed(session)
