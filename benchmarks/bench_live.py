@@ -141,7 +141,7 @@ async def run_client(client: Client, host: str, port: int) -> None:
             lines = (tail + data).split(b'\n')
             tail = lines.pop()
             for line in lines:
-                if line.startswith(b': keep-alive'):
+                if line.startswith((b': keep-alive', b': live')):  # (the log's id first)
                     client.ready.set()
                 elif line.startswith(b'data: {'):
                     event = json.loads(line[6:])

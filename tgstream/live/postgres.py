@@ -155,6 +155,11 @@ class PostgresListener:
                 if not self._stop.is_set():
                     log.warning('tgstream live listener: connection lost (%s); '
                                 'reconnecting', exc)
+            except Exception:
+                # never a silent end of delivery: log it, start again
+                log.exception('tgstream live listener: failed; reconnecting')
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.max_delay)
             finally:
                 self.connected.clear()
                 self.sequencer = False
