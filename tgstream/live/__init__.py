@@ -139,7 +139,7 @@ def _transaction_of(request):
         from transaction.interfaces import NoTransaction
     except ImportError:  # pragma: no cover - the sqlalchemy extra
         raise RuntimeError('tgstream.notify() needs the transaction package '
-                           '(pip install "tgstream[live]")') from None
+                           '(the "live" extra: pip install -e ".[live]" in a checkout)') from None
     manager = getattr(request, 'tm', None) or transaction.manager
     try:
         txn = manager.get()
@@ -149,7 +149,7 @@ def _transaction_of(request):
             'transaction.manager); none is active for %s'
             % getattr(request, 'path_qs', request)
         ) from None
-    return txn
+    return manager, txn
 
 
 def _session_of(request, session):
@@ -209,8 +209,8 @@ def notify(request, channel: str, payload: Any, *, session: Any = None) -> str:
 
     event = Event(channel, ids.next(), data)
     _check_size(channel, '%s\n%s\n%s' % event[:3])
-    txn = _transaction_of(request)
-    MemoryNotifications.join(get_hub(request.registry), txn).events.append(event)
+    manager, txn = _transaction_of(request)
+    MemoryNotifications.join(get_hub(request.registry), txn, manager).events.append(event)
     return event.id
 
 
@@ -218,7 +218,7 @@ def _poke_after_commit(request, hub: Hub) -> None:
     # Wake the listener when the transaction committed: the sequencer gives
     # the new rows their positions now, not at its next poll.
     try:
-        txn = _transaction_of(request)
+        _, txn = _transaction_of(request)
     except RuntimeError:  # a session outside the transaction package
         return
     key = 'tgstream.live.poke'
