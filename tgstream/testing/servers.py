@@ -171,6 +171,9 @@ class ServerProcess(_Server):
 class GunicornServer(ServerProcess):
     """A gunicorn master process (see :func:`serve_gunicorn`)."""
 
+    #: the worker class (``--worker-class``)
+    worker_class = 'gthread'
+
     def __init__(self, process: subprocess.Popen, output: list[str], name: str = 'gunicorn'):
         super().__init__(process, output, name)
 
@@ -222,7 +225,8 @@ def serve_gunicorn(
         *args,
         app,
     ]
-    server = GunicornServer(_start(command, env), [], 'gunicorn %s' % worker_class)
+    server = GunicornServer(_start(command, env), [])
+    server.worker_class = worker_class
     with _running(server, command, ready_timeout, ready_path, booted=('Booting worker', workers)):
         yield server
 
