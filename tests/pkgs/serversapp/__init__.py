@@ -20,10 +20,20 @@ from tests.dbapp import User, build_db_app, make_engine
 
 
 def _add(request) -> None:
+    # add the user, and create ``<dir>/done-<name>`` when the request has
+    # finished (tgstream runs finished callbacks after the stream's
+    # transaction ended): the client then knows the outcome is in the database
     name = request.params.get('add')
     if name:
         request.dbsession.add(User(name=name))
         request.dbsession.flush()
+        request.add_finished_callback(lambda request: _touch('done-' + name))
+
+
+def _touch(name: str) -> None:
+    path = os.path.join(os.environ['TGSTREAM_SERVERS_DIR'], name)
+    with open(path, 'w'):
+        pass
 
 
 def _appears(name: str, timeout: float = 10.0) -> bool:
