@@ -32,11 +32,10 @@ mod_wsgi                  none (daemon mode: the application talks to
                           connection is Apache's, not exposed)
 ========================  ==============================================
 
-Behind a proxy (the uWSGI ``--http`` router, mod_wsgi's daemon mode, nginx)
-the handle is the proxy's connection: an abort there is what the proxy
-makes of an upstream that failed (nginx: cuts; the uWSGI router and Apache
-end the chunked body as complete), which is why those servers get a
-warning (see :func:`uncuttable_server`).
+Behind a proxy (the uWSGI ``--http`` router, nginx) the handle is the
+proxy's connection to the application: reset, the uWSGI router leaves out
+the last chunk it writes otherwise; but a client that left the proxy stays
+unseen. mod_wsgi gives no handle: :func:`cut` logs a warning there.
 """
 from __future__ import annotations
 
@@ -99,17 +98,18 @@ class Connection:
     def _socket(self) -> socket.socket:
         # A plain socket object on a duplicate (never gevent's class, whatever
         # was patched); family and type given so nothing is queried.
+        # With socket.setdefaulttimeout(), creating the object makes the
+        # descriptor non-blocking -- and the file status flags are shared
+        # with the server's descriptor: give it back its own afterwards.
+        flags = fcntl.fcntl(self.fileno, fcntl.F_GETFL) if _socket.getdefaulttimeout() is not None else None
         dup = os.dup(self.fileno)
         try:
             sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, dup)
         except BaseException:
             os.close(dup)
             raise
-        if sock.gettimeout() is not None:  # socket.setdefaulttimeout() was used
-            # recv() must not wait; the file status flags are shared with
-            # the server's descriptor: give it back its own.
-            flags = fcntl.fcntl(self.fileno, fcntl.F_GETFL)
-            sock.settimeout(None)
+        if flags is not None:
+            sock.settimeout(None)  # recv() must not wait
             fcntl.fcntl(self.fileno, fcntl.F_SETFL, flags)
         if self._ends:
             # A descriptor the server closed may now be another connection's
@@ -287,6 +287,8 @@ def close_delimited(environ: dict) -> bool:
     """
     if environ.get('SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0':
         return True
+    if environ.get('ACTUAL_SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0':
+        return True  # cheroot says what it speaks
     if 'werkzeug.socket' in environ:
         return not (environ.get('wsgi.multithread') or environ.get('wsgi.multiprocess'))
     if 'uwsgi.version' in environ:
