@@ -102,6 +102,9 @@ class Coalescer:
         run = self.run
         # the one client check, called only when there is a probe
         check_client = self.check_client if self.client_gone is not None else None
+        # a probe that costs a system call (tgstream.connection) is asked
+        # after slow pulls only (pauses): a fast run pays nothing for it
+        every_item = not getattr(self.client_gone, 'after_pause', False)
         # Items of a fast run wait here (unencoded) to be encoded together
         # by one encode_batch call; see encode_run.
         pending: list | None = [] if self.batches_runs else None
@@ -118,7 +121,7 @@ class Coalescer:
                 now = monotonic()
                 run = run + 1 if now - asked <= fast_pull else 0
                 asked = now
-                if check_client is not None:
+                if check_client is not None and (every_item or run == 0):
                     check_client()
                 if item is flush:
                     if pending:

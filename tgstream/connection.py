@@ -151,6 +151,10 @@ class Connection:
             return False
         return self.client_gone()
 
+    #: tells the stream's delivery loop to ask only after slow pulls
+    #: (tgstream.coalesce): a peek is a system call
+    client_gone_after_pause.after_pause = True  # type: ignore[attr-defined]
+
     def abort(self, now: bool = False) -> bool:
         """Make the server's close of this connection an RST (``SO_LINGER``
         on, 0 s): the client then sees a failed transfer, not the end of a
