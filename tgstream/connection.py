@@ -29,13 +29,15 @@ waitress                  none; ``environ['waitress.client_disconnected']``
                           (with ``channel_request_lookahead`` > 0)
 mod_wsgi                  none (daemon mode: the application talks to
                           Apache over a UNIX socket; embedded mode: the
-                          connection is Apache's, not exposed)
+                          connection is Apache's, not exposed; Apache cuts
+                          a failed response there itself)
 ========================  ==============================================
 
 Behind a proxy (the uWSGI ``--http`` router, nginx) the handle is the
 proxy's connection to the application: reset, the uWSGI router leaves out
 the last chunk it writes otherwise; but a client that left the proxy stays
-unseen. mod_wsgi gives no handle: :func:`cut` logs a warning there.
+unseen. mod_wsgi gives no handle: in daemon mode :func:`cut` logs a
+warning.
 """
 from __future__ import annotations
 
@@ -262,12 +264,12 @@ def uncuttable_server(environ: dict) -> str | None:
     """The name of the server if it ends a failed chunked response as if it
     were complete and the application has no way to stop it; else ``None``.
 
-    - mod_wsgi (daemon or embedded mode): Apache's chunk filter writes the
-      last chunk when the handler ends, whatever the status.
+    That is mod_wsgi in daemon mode: the Apache child proxying the daemon's
+    response writes the last chunk when the daemon's response ends, whatever
+    happened (mod_wsgi issue #42). In embedded mode Apache leaves it out.
     """
-    if 'mod_wsgi.version' in environ:
-        group = environ.get('mod_wsgi.process_group') or ''
-        return 'mod_wsgi (%s)' % ('daemon mode' if group else 'embedded mode')
+    if 'mod_wsgi.version' in environ and environ.get('mod_wsgi.process_group'):
+        return 'mod_wsgi (daemon mode)'
     return None
 
 

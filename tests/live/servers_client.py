@@ -24,6 +24,8 @@ class Response:
     body: bytes
     ending: str  # 'complete', 'cut' or 'reset'
     raw: bytes = field(repr=False, default=b'')
+    #: bytes received after this response (the start of the next one)
+    leftover: bytes = field(repr=False, default=b'')
 
     @property
     def framing(self) -> str:
@@ -100,14 +102,23 @@ def send(sock: socket.socket, path: str, method: str = 'GET', version: str = 'HT
     sock.sendall(('%s %s %s\r\nHost: 127.0.0.1\r\n\r\n' % (method, path, version)).encode('latin-1'))
 
 
-def receive(sock: socket.socket, method: str = 'GET', timeout: float = 15.0, until: bytes = b'') -> Response:
-    """Read one response; with ``until``, stop (ending ``'open'``) once the
+class NotHTTP(AssertionError):
+    """What came is not an HTTP response."""
+
+
+def receive(sock: socket.socket, method: str = 'GET', timeout: float = 15.0, until: bytes = b'',
+            leftover: bytes = b'') -> Response:
+    """Read one response (after ``leftover``, what the previous response on
+    this connection left); with ``until``, stop (ending ``'open'``) once the
     body contains it."""
     reader = Reader(sock, time.monotonic() + timeout)
+    reader.buffer = reader.raw = leftover
     head = reader.until(b'\r\n\r\n')
     if head is None:
         raise AssertionError('the connection ended before the headers: %r' % reader.raw)
     lines = head.decode('latin-1').split('\r\n')
+    if not lines[0].startswith('HTTP/'):
+        raise NotHTTP('not an HTTP status line: %r' % reader.raw[:200])
     version, status = lines[0].split(' ')[:2]
     headers = {}
     for line in lines[1:]:
@@ -118,6 +129,7 @@ def receive(sock: socket.socket, method: str = 'GET', timeout: float = 15.0, unt
     def done(ending):
         response.ending = ending
         response.raw = reader.raw
+        response.leftover = reader.buffer
         return response
 
     def lost():

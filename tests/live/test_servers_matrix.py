@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import shutil
 import sqlite3
 import sys
@@ -30,10 +31,12 @@ import pytest
 from tests.live import servers_client as http
 from tgstream.testing.servers import (
     mod_wsgi_express,
+    nginx_binary,
     serve,
     serve_cheroot,
     serve_gunicorn,
     serve_mod_wsgi,
+    serve_nginx,
     serve_uwsgi,
     serve_werkzeug,
 )
@@ -57,8 +60,8 @@ class Facts:
     label: str
     #: a failed stream (or commit) reaches the client cut: ``'chunks'`` (no
     #: last chunk), ``'reset'`` (tgstream resets the connection),
-    #: ``'router'`` (tgstream resets the router's connection to the worker,
-    #: and the router then leaves out the last chunk) or ``'no'`` (the
+    #: ``'proxy'`` (tgstream resets the proxy's connection to the worker,
+    #: and the proxy then leaves out the last chunk) or ``'no'`` (the
     #: response looks complete: tgstream logs its warning)
     cut: str
     #: a client that closed normally (FIN) during a pause commits nothing
@@ -70,6 +73,8 @@ class Facts:
     keep_alive: bool
     #: the recommended settings (docs)
     settings: str
+    #: a request after a HEAD on the same connection gets an intact response
+    head_then_request: bool = True
 
 
 SERVERS: dict[str, Facts] = {
@@ -84,10 +89,15 @@ SERVERS: dict[str, Facts] = {
     'uwsgi-http-socket': Facts('uWSGI ``--http-socket``', 'reset', True, True, False,
                                '``--http-socket`` (or ``--socket`` behind nginx ``uwsgi_pass``); '
                                '``--enable-threads`` or ``--threads``'),
-    'uwsgi-http': Facts('uWSGI ``--http`` router', 'router', False, False, True,
-                        'prefer ``--http-socket``: the router hides a departed client'),
+    'uwsgi-nginx': Facts('uWSGI ``--socket`` behind nginx ``uwsgi_pass``', 'proxy', True, True, True,
+                         '``uwsgi_buffering off``; nginx closes the worker\'s connection when the client leaves'),
+    'uwsgi-http': Facts('uWSGI ``--http`` router', 'proxy', False, False, True,
+                        'prefer ``--http-socket``: the router hides a departed client, and breaks '
+                        'keep-alive after a HEAD', head_then_request=False),
     'mod_wsgi': Facts('mod_wsgi-express (daemon mode)', 'no', False, False, True,
                       'put a proxy that cuts in front, or use another server for exports'),
+    'mod_wsgi-embedded': Facts('mod_wsgi-express ``--embedded-mode``', 'chunks', False, True, True,
+                               'Apache cuts a failed stream itself; a departed client is not seen'),
     'cheroot': Facts('cheroot', 'chunks', True, True, True,
                      '``server.gateway = tgstream.connection.CherootGateway``'),
     'werkzeug': Facts('werkzeug ``run_simple()`` defaults', 'reset', True, True, False,
@@ -101,7 +111,9 @@ def _missing(name: str) -> str | None:
     # why a server cannot run here, or None
     if name.startswith('uwsgi') and not os.access(os.path.join(os.path.dirname(sys.executable), 'uwsgi'), os.X_OK):
         return 'uwsgi is not installed in this environment'
-    if name == 'mod_wsgi' and mod_wsgi_express(MODWSGI_PYTHON) is None:
+    if name == 'uwsgi-nginx' and nginx_binary() is None:
+        return 'nginx is not installed (Debian: apt-get install nginx)'
+    if name.startswith('mod_wsgi') and mod_wsgi_express(MODWSGI_PYTHON) is None:
         return 'no mod_wsgi-express next to %s (TGSTREAM_MODWSGI_PYTHON)' % MODWSGI_PYTHON
     modules = {'cheroot': 'cheroot', 'werkzeug': 'werkzeug', 'gunicorn-gevent': 'gevent'}
     module = modules.get(name.split('-threaded')[0])
@@ -133,11 +145,19 @@ def _start(name: str, env: dict):
     elif name.startswith('gunicorn'):
         with serve_gunicorn(APP, worker_class=name.split('-')[1], cwd=str(ROOT), **common) as server:
             yield server
+    elif name == 'uwsgi-nginx':
+        with serve_uwsgi(MODULE, mode='socket', cwd=str(ROOT), env=env) as upstream:
+            location = ('include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:%d; '
+                        'uwsgi_buffering off;' % upstream.port)
+            with serve_nginx(location) as server:
+                server.output = upstream.output  # the app's log is uWSGI's
+                yield server
     elif name.startswith('uwsgi'):
         with serve_uwsgi(MODULE, mode=name.split('-', 1)[1], cwd=str(ROOT), **common) as server:
             yield server
-    elif name == 'mod_wsgi':
-        with serve_mod_wsgi(SCRIPT, python=MODWSGI_PYTHON, **common) as server:
+    elif name.startswith('mod_wsgi'):
+        args = ['--embedded-mode'] if name.endswith('embedded') else []
+        with serve_mod_wsgi(SCRIPT, python=MODWSGI_PYTHON, args=args, **common) as server:
             yield server
     elif name == 'cheroot':
         with serve_cheroot(APP, cwd=str(ROOT), **common) as server:
@@ -242,7 +262,7 @@ def test_a_failed_stream_is_cut(matrix, path):
             time.sleep(0.02)
     elif cut == 'reset':
         assert response.ending == 'reset', (matrix.name, response)
-    elif cut == 'router':
+    elif cut == 'proxy':
         assert (response.framing, response.ending) == ('chunked', 'cut'), (matrix.name, response)
     else:
         assert response.framing == 'chunked' and response.client_can_tell, (matrix.name, response)
@@ -288,7 +308,7 @@ def test_each_stream_sees_its_own_request(matrix):
 
 def test_head_answers_headers_only(matrix):
     # and, on a connection kept alive, the next response is intact (the uWSGI
-    # router with --http-auto-chunked wrote a last chunk after a HEAD)
+    # router with --http-auto-chunked writes a last chunk after a HEAD)
     with http.connect(matrix.server) as sock:
         http.send(sock, '/count?n=2', method='HEAD')
         head = http.receive(sock, method='HEAD')
@@ -297,7 +317,11 @@ def test_head_answers_headers_only(matrix):
         if not head.keeps_alive:
             return
         http.send(sock, '/count?n=2')
-        response = http.receive(sock)
+        if not matrix.facts.head_then_request:
+            with pytest.raises(http.NotHTTP, match=re.escape(repr(b'0\r\n\r\n')[:-1])):
+                http.receive(sock, leftover=head.leftover)
+            return
+        response = http.receive(sock, leftover=head.leftover)
     assert (response.status, response.ending, response.body) == (200, 'complete', b'line 0\nline 1\n'), matrix.name
 
 
@@ -320,7 +344,7 @@ def test_keep_alive(matrix):
 _CUT = {
     'chunks': 'cut (no last chunk)',
     'reset': 'cut (tgstream resets the connection)',
-    'router': 'cut (tgstream resets the worker\'s connection)',
+    'proxy': 'cut (tgstream resets the proxy\'s connection)',
     'no': '**looks complete**: tgstream logs a WARNING',
 }
 
@@ -328,14 +352,14 @@ _CUT = {
 def render_table() -> str:
     """The guarantees table of docs/production.rst, from :data:`SERVERS`."""
     rows = [('server', 'failed stream or commit', 'client FIN during a pause',
-             'client RST during a pause', 'keep-alive', 'recommended')]
+             'client RST during a pause', 'keep-alive', 'notes, recommended settings')]
     for facts in SERVERS.values():
         rows.append((
             facts.label,
             _CUT[facts.cut],
             'aborted, nothing committed' if facts.notices_fin else '**not seen**: commits',
             'aborted' if facts.notices_rst else '**not seen**: commits',
-            'yes' if facts.keep_alive else 'no',
+            ('yes' if facts.head_then_request else '**broken after a HEAD**') if facts.keep_alive else 'no',
             facts.settings,
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -38,6 +38,7 @@ from .servers import serve as serve
 from .servers import serve_cheroot as serve_cheroot
 from .servers import serve_gunicorn as serve_gunicorn
 from .servers import serve_mod_wsgi as serve_mod_wsgi
+from .servers import serve_nginx as serve_nginx
 from .servers import serve_uwsgi as serve_uwsgi
 from .servers import serve_werkzeug as serve_werkzeug
 
@@ -60,6 +61,7 @@ __all__ = [
     'serve_cheroot',
     'serve_gunicorn',
     'serve_mod_wsgi',
+    'serve_nginx',
     'serve_uwsgi',
     'serve_werkzeug',
 ]

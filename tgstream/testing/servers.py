@@ -250,7 +250,7 @@ def _running(
     server: ServerProcess,
     command: Sequence[str],
     ready_timeout: float,
-    ready_path: str,
+    ready_path: str | None,
     booted: tuple[str, int] = ('', 0),
 ) -> Iterator[None]:
     # Collect the server's output, learn its port (from a "Listening at"
@@ -286,7 +286,7 @@ def _running(
                 '%s did not start within %ss: %s\n%s'
                 % (name, ready_timeout, ' '.join(command), '\n'.join(output[-30:]))
             )
-        if not _wait_for_http(server, ready_path, ready_timeout):
+        if ready_path is not None and not _wait_for_http(server, ready_path, ready_timeout):
             raise RuntimeError(
                 '%s did not start within %ss (no response to %s): %s\n%s'
                 % (name, ready_timeout, ready_path, ' '.join(command), '\n'.join(output[-30:]))
@@ -346,13 +346,16 @@ def serve_uwsgi(
 
     ``app`` is ``module:callable`` (uWSGI's ``--module``; a factory must be
     called in the module). ``mode`` is ``'http-socket'`` (the workers speak
-    HTTP themselves) or ``'http'`` (uWSGI's HTTP router in front of them,
-    with ``--http-keepalive`` and ``--http-auto-chunked``). ``cwd`` (default
+    HTTP themselves), ``'http'`` (uWSGI's HTTP router in front of them,
+    with ``--http-keepalive`` and ``--http-auto-chunked``) or ``'socket'``
+    (the uwsgi protocol, for nginx's ``uwsgi_pass``: see
+    :func:`serve_nginx`; ready once uWSGI says the app is). ``cwd`` (default
     the current directory) is on the app's ``sys.path``; ``env`` is set for
     it. Otherwise like :func:`serve_gunicorn`.
     """
-    if mode not in ('http-socket', 'http'):
-        raise ValueError("serve_uwsgi: mode must be 'http-socket' or 'http', not %r" % (mode,))
+    if mode not in ('http-socket', 'http', 'socket'):
+        raise ValueError("serve_uwsgi: mode must be 'http-socket', 'http' or 'socket', not %r"
+                         % (mode,))
     uwsgi = os.path.join(os.path.dirname(sys.executable), 'uwsgi')
     directory = cwd or os.getcwd()
     router = ['--http-keepalive', '--http-auto-chunked'] if mode == 'http' else []
@@ -367,7 +370,11 @@ def serve_uwsgi(
         ]
         server = ServerProcess(_start(command, env), [], 'uwsgi --%s' % mode)
         server.port = port
-        return _yielding(server, _running(server, command, ready_timeout, ready_path))
+        if mode == 'socket':  # no HTTP to ask: uWSGI's own line
+            running = _running(server, command, ready_timeout, None, booted=('WSGI app 0', 1))
+        else:
+            running = _running(server, command, ready_timeout, ready_path)
+        return _yielding(server, running)
 
     with _on_a_free_port(start) as server:
         yield server
@@ -377,6 +384,66 @@ def serve_uwsgi(
 def _yielding(server: ServerProcess, running) -> Iterator[ServerProcess]:
     with running:
         yield server
+
+
+_NGINX_CONFIG = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid %(prefix)s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(prefix)s/body;
+    proxy_temp_path %(prefix)s/proxy;
+    fastcgi_temp_path %(prefix)s/fastcgi;
+    uwsgi_temp_path %(prefix)s/uwsgi;
+    scgi_temp_path %(prefix)s/scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            %(location)s
+        }
+    }
+}
+"""
+
+
+def nginx_binary() -> str | None:
+    """The ``nginx`` on the PATH (or Debian's /usr/sbin/nginx), or ``None``."""
+    import shutil
+
+    found = shutil.which('nginx')
+    if found is None and os.access('/usr/sbin/nginx', os.X_OK):
+        found = '/usr/sbin/nginx'
+    return found
+
+
+@contextlib.contextmanager
+def serve_nginx(location: str, *, ready_timeout: float = 10.0) -> Iterator[ServerProcess]:
+    """Run nginx on 127.0.0.1 and a free port, with one ``location /`` made
+    of the directives ``location``, e.g. ``'include /etc/nginx/uwsgi_params;
+    uwsgi_pass 127.0.0.1:%d; uwsgi_buffering off;' % upstream.port``. Its error log is
+    the server's ``output``; its prefix is a temporary directory.
+    """
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError('serve_nginx: nginx is not installed (Debian: apt-get install nginx)')
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix='tgstream-nginx-') as prefix:
+        def start(port: int):
+            path = os.path.join(prefix, 'nginx-%d.conf' % port)
+            with open(path, 'w') as f:
+                f.write(_NGINX_CONFIG % {'prefix': prefix, 'port': port, 'location': location})
+            command = [binary, '-p', prefix, '-c', path, '-e', 'stderr']
+            server = ServerProcess(_start(command, None), [], 'nginx')
+            server.port = port
+            return _yielding(server, _running(server, command, ready_timeout, '/'))
+
+        with _on_a_free_port(start) as server:
+            yield server
 
 
 def mod_wsgi_express(python: str | None = None) -> str | None:
