@@ -97,15 +97,15 @@ def test_the_peek_ignores_a_default_timeout(pair):
     assert fcntl.fcntl(server.fileno(), fcntl.F_GETFL) == flags
 
 
-def test_the_probe_peeks_only_after_a_pause(pair):
+def test_the_probe_peeks_only_after_a_pause(pair, monkeypatch):
     server, client = pair
     connection = Connection('gunicorn', server.fileno())
     assert connection.client_gone_after_pause() is False  # peeked
     client.close()
     time.sleep(0.01)
-    connection._asked = time.monotonic()  # asked just now: no peek
-    assert connection.client_gone_after_pause() is False
-    time.sleep(PROBE_PAUSE * 2)
+    monkeypatch.setattr(connection_module, 'PROBE_PAUSE', 3600.0)
+    assert connection.client_gone_after_pause() is False  # asked just now: no peek
+    connection._asked -= 7200.0  # the last question was long ago: a pause
     assert connection.client_gone_after_pause() is True
 
 

@@ -112,7 +112,9 @@ class Coalescer:
         check_client = self.check_client if self.client_gone is not None else None
         # a probe that costs a system call (tgstream.connection) is asked
         # after slow pulls only (pauses): a fast run pays nothing for it
-        every_item = not getattr(self.client_gone, 'after_pause', False)
+        check_paused = None
+        if check_client is not None and getattr(self.client_gone, 'after_pause', False):
+            check_paused, check_client = check_client, None
         # Items of a fast run wait here (unencoded) to be encoded together
         # by one encode_batch call; see encode_run.
         pending: list | None = [] if self.batches_runs else None
@@ -127,9 +129,14 @@ class Coalescer:
         try:
             for item in self.iterator:
                 now = monotonic()
-                run = run + 1 if now - asked <= fast_pull else 0
+                if now - asked <= fast_pull:
+                    run += 1
+                else:  # a slow pull: a pause
+                    run = 0
+                    if check_paused is not None:
+                        check_paused()
                 asked = now
-                if check_client is not None and (every_item or run == 0):
+                if check_client is not None:
                     check_client()
                 if item is flush:
                     if pending:
