@@ -62,9 +62,11 @@ __all__ = [
     'uncuttable_server',
 ]
 
-#: The peek of :meth:`Connection.client_gone` runs when the stream asks
-#: after at least this many seconds without asking: after a pause, never
-#: once per item of a fast run (one clock read is all those pay).
+#: :meth:`Connection.client_gone_after_pause` peeks only if the last
+#: question was at least this many seconds ago. (Between items, the stream's
+#: delivery loop asks only after a slow pull -- see ``after_pause`` --
+#: so the items of a fast run pay nothing; this bounds the questions asked
+#: once per write and before the commit.)
 PROBE_PAUSE = 0.002
 
 _LINGER_RST = struct.pack('ii', 1, 0)
