@@ -67,7 +67,7 @@ class Facts:
     #: a client that closed normally (FIN) during a pause commits nothing
     notices_fin: bool
     #: a client that reset its connection during a pause, with two writes
-    #: left, commits nothing
+    #: left, commits nothing (False: not guaranteed)
     notices_rst: bool
     #: a second request on the same connection is answered
     keep_alive: bool
@@ -288,7 +288,11 @@ def test_a_client_that_resets_during_a_pause_commits_nothing(matrix):
     assert http.receive(sock, until=b'line 0\n').ending == 'open'
     http.close_with_rst(sock)
     matrix.touch(name)
-    assert matrix.committed(name) is not matrix.facts.notices_rst, matrix.name
+    committed = matrix.committed(name)
+    if matrix.facts.notices_rst:
+        assert not committed, matrix.name
+    # else: a race between the proxy passing the reset on and the worker's
+    # last writes (measured both ways behind the uWSGI router): not guaranteed
 
 
 def test_each_stream_sees_its_own_request(matrix):
@@ -358,7 +362,7 @@ def render_table() -> str:
             facts.label,
             _CUT[facts.cut],
             'aborted, nothing committed' if facts.notices_fin else '**not seen**: commits',
-            'aborted' if facts.notices_rst else '**not seen**: commits',
+            'aborted' if facts.notices_rst else '**not guaranteed**',
             ('yes' if facts.head_then_request else '**broken after a HEAD**') if facts.keep_alive else 'no',
             facts.settings,
         ))
