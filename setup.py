@@ -58,6 +58,7 @@ extras['servers'] = ['uwsgi >= 2.0', 'cheroot >= 10', 'Werkzeug >= 3', 'gunicorn
 extras['testing'] = sorted(
     set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
     | set(extras['otel'])
+    | set(extras['servers'])
     | {
         # the SQL spans of tests/test_otel_*.py (its async wrapper: greenlet)
         'opentelemetry-instrumentation-sqlalchemy',
