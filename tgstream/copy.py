@@ -196,7 +196,12 @@ def _copy_chunks(session, connection, statement, renderer, guard: bool, options:
             size = len(header)
             last = clock()
             while True:
-                data = read()
+                try:
+                    data = read()
+                except Exception:
+                    if parts:  # the rows received are delivered, then the cut
+                        yield b''.join(parts)
+                    raise
                 if not data:
                     break
                 parts.append(data)
