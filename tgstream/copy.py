@@ -189,30 +189,24 @@ def _copy_chunks(session, connection, statement, renderer, guard: bool, options:
     clock = time.monotonic
     with raw.cursor() as cursor, _without_jit(cursor, guard):
         with cursor.copy(sql) as copy:
-            # COPY sends a message per row: join them into chunk_size writes,
-            # and write what came so far when a row is slow to come
-            read = copy.read
-            parts = [header] if header else []
-            size = len(header)
+            # COPY sends a message per row: they are joined into chunk_size
+            # writes (copied into one buffer: the message is freed at once),
+            # and what came so far is written when the rows come slowly
+            buffer = bytearray(header)
             last = clock()
-            while True:
-                try:
-                    data = read()
-                except Exception:
-                    if parts:  # the rows received are delivered, then the cut
-                        yield b''.join(parts)
-                    raise
-                if not data:
-                    break
-                parts.append(data)
-                size += len(data)
-                if size >= chunk_size or clock() - last >= flush_interval:
-                    yield b''.join(parts)
-                    parts = []
-                    size = 0
-                    last = clock()
-            if parts:
-                yield b''.join(parts)
+            try:
+                for data in copy:
+                    buffer += data
+                    if len(buffer) >= chunk_size or clock() - last >= flush_interval:
+                        yield bytes(buffer)
+                        buffer.clear()
+                        last = clock()
+            except Exception:
+                if buffer:  # the rows received are delivered, then the cut
+                    yield bytes(buffer)
+                raise
+            if buffer:
+                yield bytes(buffer)
 
 
 @contextlib.contextmanager
