@@ -98,14 +98,14 @@ def guard_sql(text: str) -> str:
     formula guard (what ``guard_cell`` returns for it; ``NULL`` stays
     ``NULL``). ``text`` is evaluated several times: make it a column.
 
-    Cheap for the usual cell: the first character's code and a search per
-    separator decide whether the regular expressions run at all."""
+    Cheap for the usual cell: the first character's code and one search for
+    a formula start after a separator decide whether anything else runs."""
     rule = guard_rule()
     codes = ', '.join(str(ord(c)) for c in sorted(rule['prefixes']) if c != '\0')
-    found = ' OR '.join('strpos(%s, %s) > 0' % (text, sql_literal(c))
-                        for c in sorted(rule['separators']) if c != '\0')
-    return 'CASE WHEN ascii(%s) IN (%s) OR %s THEN %s ELSE %s END' % (
-        text, codes, found, _prefix_sql(_inner_sql(text)), text)
+    inner = sql_literal(_regex_class(rule['inner_separators']) + _regex_class(rule['lead'])
+                        + '*' + _regex_class(rule['starts']))
+    return 'CASE WHEN ascii(%s) IN (%s) OR %s ~ %s THEN %s ELSE %s END' % (
+        text, codes, text, inner, _prefix_sql(_inner_sql(text)), text)
 
 
 def _inner_sql(text: str) -> str:
