@@ -196,15 +196,17 @@ def test_duplicate_column_names(any_engine):
 
 
 @pytest.mark.postgresql
-def test_jit_is_off_for_the_guarded_copy_only(pg_engine):
+def test_jit_and_parallel_plans_are_off_for_the_guarded_copy_only(pg_engine):
     from tgstream.copy import _without_jit
 
     with pg_engine.connect() as conn:
         cursor = conn.connection.driver_connection.cursor()
         cursor.execute("SET LOCAL jit = on")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 3")
+        query = "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
         with _without_jit(cursor, guard=True):
-            assert cursor.execute("SELECT current_setting('jit')").fetchone() == ('off',)
-        assert cursor.execute("SELECT current_setting('jit')").fetchone() == ('on',)
+            assert cursor.execute(query).fetchone() == ('off', '0')
+        assert cursor.execute(query).fetchone() == ('on', '3')
 
 
 # -- every database --------------------------------------------------------------

@@ -211,14 +211,20 @@ def _copy_chunks(session, connection, statement, renderer, guard: bool, options:
 
 @contextlib.contextmanager
 def _without_jit(cursor: Any, guard: bool) -> Iterator[None]:
-    # PostgreSQL's JIT compiles the guard's large expression for each COPY
-    # (about a second with optimisation and inlining, measured on 200 000
-    # rows: five times the COPY itself), more than it can save: the COPY
-    # runs with jit off, the transaction's setting restored after it.
+    # The guard's expression has subqueries (for the rare cells it changes)
+    # that the planner counts for every row: the COPY's estimated cost grows
+    # a thousandfold, and with it come PostgreSQL's JIT (about a second of
+    # compiling per query, measured on 200 000 rows: five times the COPY)
+    # and a parallel plan (a Gather Merge and a sort instead of the index
+    # scan: 60 ms before the first row). Neither pays: the COPY runs with
+    # both off, the transaction's settings restored after it.
     if not guard or cursor.connection.info.server_version < 110000:  # no JIT before 11
         yield
         return
     previous = cursor.execute(
-        "SELECT current_setting('jit'), set_config('jit', 'off', true)").fetchone()[0]
-    yield  # (after a failure the transaction is aborted, the setting with it)
-    cursor.execute("SELECT set_config('jit', %s, true)", (previous,))
+        "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather'), "
+        "set_config('jit', 'off', true), "
+        "set_config('max_parallel_workers_per_gather', '0', true)").fetchone()
+    yield  # (after a failure the transaction is aborted, the settings with it)
+    cursor.execute("SELECT set_config('jit', %s, true), "
+                   "set_config('max_parallel_workers_per_gather', %s, true)", previous[:2])
