@@ -108,7 +108,7 @@ def _transaction_of(request):
         from transaction.interfaces import NoTransaction
     except ImportError:  # pragma: no cover - the sqlalchemy extra
         raise RuntimeError('tgstream.notify() needs the transaction package '
-                           '(pip install "tgstream[live]")') from None
+                           '(the "live" extra: pip install -e ".[live]" in a checkout)') from None
     manager = getattr(request, 'tm', None) or transaction.manager
     try:
         txn = manager.get()
@@ -118,7 +118,7 @@ def _transaction_of(request):
             'transaction.manager); none is active for %s'
             % getattr(request, 'path_qs', request)
         ) from None
-    return txn
+    return manager, txn
 
 
 def _session_of(request, session):
@@ -172,8 +172,8 @@ def notify(request, channel: str, payload: Any, *, session: Any = None) -> str:
         from .memory import MemoryNotifications
 
         _check_size(channel, '%s\n%s\n%s' % event)
-        txn = _transaction_of(request)
-        MemoryNotifications.join(get_hub(request.registry), txn).events.append(event)
+        manager, txn = _transaction_of(request)
+        MemoryNotifications.join(get_hub(request.registry), txn, manager).events.append(event)
     return event.id
 
 
