@@ -71,13 +71,16 @@ def guard_rule() -> dict:
 
     A ``RuntimeError`` when csvsafe's rule no longer has the shape this
     module turns into SQL (a change of the rule must be made here too)."""
-    inner = _INNER_SHAPE.fullmatch(csvsafe._INNER_FORMULA.pattern)
-    numeric = csvsafe._NUMERIC.pattern
+    # csvsafe's own patterns (tgstream's, not another library's): read, not
+    # copied, so that the rule has one definition
+    inner_pattern = csvsafe._INNER_FORMULA.pattern  # noqa: SLF001
+    numeric = csvsafe._NUMERIC.pattern  # noqa: SLF001
+    inner = _INNER_SHAPE.fullmatch(inner_pattern)
     if inner is None or not re.fullmatch(r'[-?\[\]0-9,.+\\Z]*', numeric):
         raise RuntimeError(
             'tgstream.copysql: the csv formula guard of tgstream.renderers.csvsafe '
             'changed shape (_INNER_FORMULA %r, _NUMERIC %r); update guard_sql'
-            % (csvsafe._INNER_FORMULA.pattern, numeric))
+            % (inner_pattern, numeric))
     separators = _python_class(inner.group('separators'))
     if _python_class(inner.group('segment_end')) != separators:
         raise RuntimeError('tgstream.copysql: a segment of csvsafe._INNER_FORMULA no '
