@@ -50,6 +50,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the tables' schema, one per number of rows (set by main): runs of
+#: different sizes on one server never refill each other's tables
 SCHEMA = 'tgstream_bench'
 COLUMNS = 'id, name, email, created_at'
 
@@ -386,6 +388,26 @@ NOTES = """
   per-row iteration (a Row built per row); their items are encoded in runs
   like batches. T-json-result (a returned yield_per Result of a Core
   statement) takes stream_query's tuple path.
+- T-copy (issue 27): PostgreSQL writes the CSV (stream_copy); tgstream
+  copies psycopg's per-row messages into 64 KiB writes. T-copy-noguard
+  is that alone: within noise of K-f. The gap of T-copy is the guard's
+  work in the server -- per text cell a CASE, ascii() and one regular
+  expression search (the rest of the rule only for the cells it changes),
+  and a projection the bare COPY does not need: on the COPY alone (TO
+  '/dev/null', no client) about 2-3x K-f's server time. On this shared
+  2-core machine the server competes with the client for the cores, so
+  that work shows almost one for one; with a free core for PostgreSQL it
+  overlaps the client's reading. The guard's subqueries inflate the
+  planner's estimate: the COPY runs with jit and parallel plans off
+  (compiling it took about a second; a parallel sort 60 ms before the
+  first row). Memory: flat from 200 000 to 2 000 000 rows (--copy-memory).
+- R-yield is the natural generator's own loop with nothing around it
+  (SQLAlchemy Rows of a yield_per result, fetched through SQLAlchemy's
+  buffered server-side cursor strategy: one Python-level fetchone and a
+  Row per row, about 0.8 us/row more than R's fetchmany), with R's orjson
+  batches: the limit of any framework serving that generator.
+  T-json-yield / R-yield is tgstream's own cost (the per-item pull of
+  the coalescer and the writes after each cursor round trip).
 """
 
 
@@ -496,6 +518,8 @@ def main(argv=None) -> int:
 
     load = ' '.join(open('/proc/loadavg').read().split()[:3])
     started = time.monotonic()
+    global SCHEMA
+    SCHEMA = 'tgstream_bench_%d' % args.rows
     ensure_table(args.url, args.rows)
     results = run(names, args.url, args.rows, args.rounds, log)
     args.memory = copy_memory(args.url) if args.copy_memory else None
