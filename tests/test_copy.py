@@ -270,3 +270,31 @@ def test_missing_columns_are_an_error_before_the_first_byte(any_engine):
     expected = ValueError if any_engine.dialect.name == 'postgresql' else StreamEncodeError
     with pytest.raises(expected, match='nope' if expected is ValueError else 'item 0'):
         app.get('/export')
+
+
+def test_text_statements_and_percent_signs(any_engine):
+    fill(any_engine)
+    statement = text(
+        "SELECT id, customer || ' 100%' AS label FROM orders "
+        "WHERE customer LIKE 'a%' AND id < :top ORDER BY id").bindparams(top=10)
+    lines = copy_app(any_engine, statement).get('/export').text.splitlines()
+    assert lines[0] == 'id,label'
+    assert lines[1] in ('1,"alice 100%"', '1,alice 100%')  # PostgreSQL quotes text cells
+
+
+def test_a_scoped_session(any_engine):
+    """A TurboGears-style scoped session: the thread's session is used."""
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    fill(any_engine)
+    scoped = scoped_session(sessionmaker(bind=any_engine))
+    try:
+        def view(request):
+            return tgstream.stream_copy(scoped, select(orders.c.id).where(orders.c.id < 3)
+                                        .order_by(orders.c.id))
+
+        text_ = copy_app(any_engine, view=view, stream_options={'header': False}).get(
+            '/export').text
+        assert text_.split() == ['1', '2']
+    finally:
+        scoped.remove()
