@@ -27,6 +27,8 @@ import time
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
+from .. import _compat
+
 
 class _Server:
     host: str
@@ -93,8 +95,9 @@ class LiveServer(_Server):
     def shutdown(self, timeout: float = 5.0) -> None:
         server = self.server
         server.was_shutdown = True
-        while server._map:
-            for channel in list(server._map.values()):
+        channels = _compat.waitress_channels(server)
+        while channels:
+            for channel in list(channels.values()):
                 channel.close()
         server.task_dispatcher.shutdown(timeout=timeout)
         self.thread.join(timeout)
