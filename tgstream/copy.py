@@ -17,8 +17,6 @@ from typing import Any, Callable, Iterator
 
 from .copysql import copy_options, copy_sql
 from .query import _entity_columns, stream_query
-from .renderers.csv import CSVEncoder
-from .renderers.csvsafe import guard_row
 from .renderers.encoders import RawEncoder
 from .settings import get_settings
 
@@ -179,6 +177,10 @@ def _copy_chunks(session, connection, statement, renderer, guard: bool, options:
             ', '.join('c%d' % i for i in range(len(keys))))
         types = [types[i] for i in indexes]
     # the header line: the csv renderer's encoder, in COPY's format
+    # (imported here: importing tgstream loads no format module)
+    from .renderers.csv import CSVEncoder
+    from .renderers.csvsafe import guard_row
+
     header = CSVEncoder(
         columns=names, header=renderer.header, dialect=renderer.dialect,
         fmtparams={**renderer.fmtparams, 'lineterminator': '\n'},
