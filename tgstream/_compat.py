@@ -189,6 +189,14 @@ def client_disconnected_error() -> Exception:
     return ClientDisconnected('client disconnected; the stream was closed')
 
 
+def waitress_channels(server: Any) -> dict:
+    """A waitress server's open channels (asyncore's ``_map``, fd ->
+    dispatcher, the listening socket included): the test server closes them
+    to stop at once, as waitress' own test helpers do. waitress has no
+    public "close every connection" call."""
+    return server._map
+
+
 # -- pyramid_debugtoolbar ----------------------------------------------------
 
 
@@ -229,6 +237,25 @@ def toolbar_refresh_sql_panel(toolbar: Any, response: Any) -> None:
     for panel in getattr(toolbar, 'panels', ()):
         if isinstance(panel, SQLADebugPanel):
             panel.process_response(response)
+
+
+# -- zope.sqlalchemy ---------------------------------------------------------
+
+
+def mark_session_changed(session: Any) -> None:
+    """zope.sqlalchemy's ``datamanager._SESSION_STATE`` (the sessions joined
+    to a transaction): ``mark_changed`` a session that joined, so a
+    transaction that only ran statements (no flush) commits instead of
+    rolling back -- and never joins a session that did not (``mark_changed``
+    would). zope.sqlalchemy has no public "is this session joined" test.
+    Without zope.sqlalchemy there is nothing to do."""
+    try:
+        from zope.sqlalchemy import datamanager
+    except ImportError:  # pragma: no cover - not a zope.sqlalchemy app
+        return
+    real = session() if hasattr(session, 'registry') else session  # scoped_session
+    if datamanager._SESSION_STATE.get(real) is not None:
+        datamanager.mark_changed(real)
 
 
 # -- Pyramid's tween registry ------------------------------------------------
