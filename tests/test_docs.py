@@ -63,3 +63,15 @@ def test_the_check_sees_the_names():
     names = {name for _, name in documented_names()}
     assert {'tgstream.sse.keepalive', 'tgstream.stream_query'} <= names
     assert all(prefix.startswith('tgstream.') for prefix in DELEGATED_PREFIXES)
+
+
+def test_installs_are_from_a_checkout_or_a_wheel():
+    """tgstream is not on the package index yet: no page or message tells a
+    user to ``pip install tgstream[...]`` (docs/quickstart.rst, "Installing",
+    says what to do and what will work once it is published)."""
+    index_install = re.compile(r'pip install "?tgstream\[')
+    files = PAGES + sorted((CHECKOUT / 'tgstream').rglob('*.py'))
+    found = ['%s:%d' % (path.relative_to(CHECKOUT), n)
+             for path in files for n, line in enumerate(path.read_text().splitlines(), 1)
+             if index_install.search(line) and 'published' not in line]
+    assert not found, found

@@ -3,7 +3,7 @@
 One line per span on stderr -- the request's server span (with tgstream's
 ``tgstream.*`` attributes: it ends when the stream does) and, with
 ``opentelemetry-instrumentation-sqlalchemy`` installed, the SQL it ran,
-indented under it. Needs ``pip install tgstream[otel]``.
+indented under it. Needs the ``otel`` extra (``pip install -e ".[otel]"``).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@
     Default 500.
 ``demo.otel_console``
     print every span (OpenTelemetry) to the console; needs
-    ``tgstream[otel]``. Default false.
+    the ``otel`` extra. Default false.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 ``config.include('tgstream')`` includes this; it does nothing (and imports
 nothing of OpenTelemetry) unless ``opentelemetry-api`` is installed, and
-nothing with ``tgstream.otel = false``. With it (``pip install
-tgstream[otel]``):
+nothing with ``tgstream.otel = false``. With it (the ``otel``
+extra):
 
 - **Stream metrics** (:mod:`tgstream.otel.metrics`), through OpenTelemetry's
   metrics API: ``tgstream.server.active_streams`` (open streams),
