@@ -195,35 +195,45 @@ _TEXT_DATES = {1082: 10, 1114: 19}
 def _text_partitions(result, fetch: int) -> Iterator[TextRows] | None:
     """The partitions of ``result`` as :class:`TextRows` read from the
     psycopg cursor itself (no SQLAlchemy ``Row`` per row), or ``None`` when
-    that would not give the same cells: another dialect or driver, a column
-    with a SQLAlchemy result processor (a ``TypeDecorator``, an ``Enum``...),
-    a result that is not a plain ``CursorResult``."""
-    context = getattr(result, 'context', None)
-    cursor = getattr(result, 'cursor', None)
-    dialect = getattr(context, 'dialect', None)
+    that would not give the same cells: whatever :func:`_cursor_source`
+    refuses, a column with a SQLAlchemy result processor (a
+    ``TypeDecorator``, an ``Enum``...), another dialect or driver, a
+    session whose ``DateStyle`` is not ISO."""
+    source = _cursor_source(result)
+    if source is None or any(source[1]):
+        return None
+    cursor, _ = source
+    dialect = getattr(getattr(result, 'context', None), 'dialect', None)
     if (
-        cursor is None or dialect is None
-        or dialect.name != 'postgresql' or dialect.driver != 'psycopg'
+        dialect is None or dialect.name != 'postgresql' or dialect.driver != 'psycopg'
         or not hasattr(cursor, 'adapters')
+        or not cursor.connection.info.parameter_status('DateStyle').startswith('ISO')
     ):
         return None
-    description = cursor.description
-    compiled = getattr(context, 'compiled', None)
-    columns = list(getattr(getattr(compiled, 'statement', None), 'selected_columns', ()))
-    if not description or len(columns) != len(description):
+    return _read_text(result, cursor, fetch, cursor.description)
+
+
+def _cursor_source(result) -> tuple[Any, list] | None:
+    """The one decision of both fast paths: ``(cursor, processors)`` when
+    the rows of ``result`` may be read from its driver cursor and put
+    through ``processors`` (SQLAlchemy's own, ``None`` for a column without
+    one) to be exactly what the result itself would give; else ``None``.
+
+    Refused: anything but a plain ``CursorResult`` (``scalars()``,
+    ``mappings()``), a result with a filter of its own (``columns()``,
+    ``unique()``), rows logged by ``echo='debug'``, a result read ahead of
+    by more than the one row a ``yield_per`` result buffers at execution
+    (see :func:`tgstream._compat.result_processors`)."""
+    cursor = getattr(result, 'cursor', None)
+    processors = result_processors(result)
+    if (
+        cursor is None or processors is None
+        or not cursor.description or len(processors) != len(cursor.description)
+        # the rows read ahead at execution time come through the result
+        or prefetched_rows(result) != 1
+    ):
         return None
-    for column, desc in zip(columns, description):
-        impl = column.type.dialect_impl(dialect)
-        if impl.result_processor(dialect, desc.type_code) is not None:
-            return None
-    # SQLAlchemy's server-side cursor strategy reads one row at execution
-    # time: take that one through the result, the rest from the cursor.
-    if prefetched_rows(result) != 1:
-        return None
-    connection = cursor.connection
-    if not connection.info.parameter_status('DateStyle').startswith('ISO'):
-        return None
-    return _read_text(result, cursor, fetch, description)
+    return cursor, processors
 
 
 def _read_text(result, cursor, fetch, description) -> Iterator[TextRows]:
@@ -281,16 +291,11 @@ def _tuple_partitions(result, fetch: int) -> Iterator[TupleRows] | None:
     read from the driver's cursor and put through SQLAlchemy's own result
     processors (the values each ``Row`` would hold, without building the
     ``Row``), or ``None`` when that is not known to give the same values
-    (see :func:`tgstream._compat.result_processors`)."""
-    cursor = getattr(result, 'cursor', None)
-    processors = result_processors(result)
-    if (
-        cursor is None or processors is None
-        or not cursor.description or len(processors) != len(cursor.description)
-        # the rows read ahead at execution time come through the result
-        or prefetched_rows(result) != 1
-    ):
+    (see :func:`_cursor_source`)."""
+    source = _cursor_source(result)
+    if source is None:
         return None
+    cursor, processors = source
     return _read_tuples(result, cursor, fetch, _tuple_processor(processors))
 
 

@@ -183,6 +183,43 @@ def _column_is_safe(column: tuple) -> bool:
     return False
 
 
+def plain_column(column: tuple, search: Callable[[str], Any], first: bool) -> Any:
+    """The one "plain cell" predicate of the csv fast paths: the texts the
+    :mod:`csv` module writes for the cells of ``column`` (``column`` itself
+    when they are its own ``str`` cells), if every one is written as it is
+    and the guard would change none of them; else ``None``.
+
+    A cell is plain when it is ``None`` (``''``) or of a :data:`_PLAIN_TYPES`
+    or exactly ``str``, its text (:func:`cell_text`) holds none of the
+    characters ``search`` finds (the caller's dialect's and the guard's
+    separators), and, for a ``str`` cell or a cell of the first column
+    (where a reader splitting on another separator starts a cell: see
+    :func:`guard_row`), its first character neither starts a formula nor is
+    white space.
+    """
+    kinds = set(map(type, column))
+    if kinds == _STR:
+        text: Any = column
+        starts = set(map(_first_char, column))
+    elif kinds <= _PLAIN_TEXT_TYPES:
+        text = ['' if value is None else value if value.__class__ is str else cell_text(value)
+                for value in column]
+        starts = set(map(_first_char, text)) if first or str in kinds else None
+    else:
+        return None
+    if search(''.join(text)) is not None:
+        return None
+    if starts is not None and (
+        not starts.isdisjoint(DANGEROUS_PREFIXES) or any(map(str.isspace, starts))
+    ):
+        return None
+    return text
+
+
+_STR = {str}
+_PLAIN_TEXT_TYPES = _PLAIN_TYPES | _STR
+
+
 def first_chars(column: Any) -> set:
     """The first characters of the strings of ``column`` ('' for an empty one)."""
     return set(map(_first_char, column))
