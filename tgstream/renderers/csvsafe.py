@@ -198,6 +198,7 @@ def plain_column(column: tuple, search: Callable[[str], Any], first: bool) -> An
     white space.
     """
     kinds = set(map(type, column))
+    starts: set | None
     if kinds == _STR:
         text: Any = column
         starts = set(map(_first_char, column))
