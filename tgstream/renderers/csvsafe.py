@@ -70,9 +70,17 @@ from typing import Any, Callable, Iterable
 #: First characters that make a spreadsheet evaluate a cell.
 DANGEROUS_PREFIXES = frozenset('=+-@|%\t\r\0')
 
-# defusedcsv's "this is a number, not a formula" pattern (\Z, not $: a
-# trailing newline does not make a cell a number).
-_NUMERIC = re.compile(r'-?[0-9,.]+\Z')
+#: defusedcsv's "this is a number, not a formula" pattern, matched against a
+#: whole cell's text: such a cell keeps its leading ``-`` (see
+#: :func:`guard_cell`; not inside a cell, and in a row's first cell only
+#: under :data:`NUMERIC_CHARS`).
+NUMERIC_PATTERN = r'-?[0-9,.]+'
+# (\Z, not $: a trailing newline does not make a cell a number)
+_NUMERIC = re.compile(NUMERIC_PATTERN + r'\Z')
+#: The characters every other cell of a row must be made of (or be empty)
+#: for the row's first cell to keep the numeric exemption: a reader that
+#: splits on another separator reads the whole line as one cell.
+NUMERIC_CHARS = frozenset('-0123456789,.')
 
 # Exact types guard_row passes through without a call (the common cells):
 # numbers and None, and types whose str() always starts with a digit or a
@@ -85,14 +93,21 @@ _PLAIN_TYPES = frozenset((
 _first_char = operator.itemgetter(slice(0, 1))
 
 
+#: Every character ``str.splitlines()`` ends a line at: a reader that splits
+#: lines that way starts a row after each one.
+LINE_BREAKS = frozenset('\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029')
+
+#: Characters that make a row be written fully quoted (see
+#: :func:`row_needs_quotes`) and after which a formula inside a cell is
+#: escaped: the separators readers split cells on, and :data:`LINE_BREAKS`.
+SEPARATORS = frozenset(',;\t|') | LINE_BREAKS
+
 # Inside a cell: a separator or line break, optional spaces and quotes (a
 # foreign reader may take them for quoting), then a formula
 # start and the rest of that segment (up to the next separator).
-_INNER_FORMULA = re.compile(r'(?<=[,;\t|\r\n])([ "]*)([=+\-@][^,;\t|\r\n]*)')
-
-#: Characters that make a row be written fully quoted (see
-#: :func:`row_needs_quotes`): line breaks and the separators readers split on.
-SEPARATORS = frozenset(',;\t|\r\n')
+_SEPARATOR_CLASS = ''.join(map(re.escape, sorted(SEPARATORS)))
+_INNER_FORMULA = re.compile(r'(?<=[%s])([ "]*)([=+\-@][^%s]*)' % (
+    _SEPARATOR_CLASS, _SEPARATOR_CLASS))
 
 
 def cell_text(value: Any) -> str:
@@ -138,16 +153,51 @@ def guard_cell(value: Any) -> Any:
 
 
 def _escape_segment(match: 're.Match[str]') -> str:
-    # What a reader splitting on that separator would see as a cell of its
-    # own gets the same rule as a cell: numbers stay, formulas get a '.
-    segment = match.group(2)
-    if _NUMERIC.match(segment):
-        return match.group(0)
-    return match.group(1) + "'" + segment
+    # What a reader splitting on that separator would see as the start of a
+    # cell of its own gets a ', numbers too: that reader's cell goes on past
+    # the segment (to its next separator, maybe in the next cells: ";-5" then
+    # ",5+HYPERLINK(...)"), so the segment alone proves nothing.
+    return match.group(1) + "'" + match.group(2)
+
+
+def _guard_row_start(row: list) -> list:
+    # ``row`` guarded cell by cell. Its first cell may start with "-" (a
+    # number, or numeric text): a reader splitting on another separator
+    # (";" for a "," file...) reads the line as one cell starting there, so
+    # the exemption holds only if the rest cannot make that a formula.
+    first = row[0]
+    if first is None:
+        return row
+    text = cell_text(first)
+    if not text.startswith('-'):
+        return row
+    for value in row[1:]:
+        if value is not None and not NUMERIC_CHARS.issuperset(cell_text(value)):
+            row = list(row)
+            row[0] = "'" + text
+            return row
+    return row
+
+
+def _starts_negative(column: tuple) -> bool:
+    # Does a cell of this (first) column start with "-"? At C speed for the
+    # usual columns.
+    kinds = set(map(type, column))
+    if kinds == _STR:
+        return '-' in set(map(_first_char, column))
+    if kinds <= _INT_NONE:
+        return min(filter(None, column), default=0) < 0
+    return any(value is not None and cell_text(value)[:1] == '-' for value in column)
+
+
+_INT_NONE = {int, type(None)}
 
 
 def guard_row(row: Iterable[Any]) -> list[Any]:
-    """A new list: ``row`` with every cell passed through :func:`guard_cell`.
+    """A new list: ``row`` with every cell passed through :func:`guard_cell`,
+    and its first cell escaped if it starts with ``-`` while another cell
+    is not made of :data:`NUMERIC_CHARS` (``-5,5+HYPERLINK(...)`` is one
+    formula cell to a reader splitting on ``;``).
 
     Called by the ``csv`` renderer for each row (header included) when the
     formula guard is on.
@@ -157,7 +207,7 @@ def guard_row(row: Iterable[Any]) -> list[Any]:
     plain = _PLAIN_TYPES
     # Inlined fast path (about 3x faster than calling guard_cell per cell):
     # most cells are numbers, None or harmless text.
-    return [
+    cells = [
         value
         if value.__class__ in plain
         or (
@@ -167,6 +217,7 @@ def guard_row(row: Iterable[Any]) -> list[Any]:
         else guard_cell(value)
         for value in row
     ]
+    return _guard_row_start(cells) if cells else cells
 
 
 def _column_is_safe(column: tuple) -> bool:
@@ -248,16 +299,18 @@ def guard_rows(rows: list, plain: frozenset = frozenset()) -> list:
     """
     if not rows:
         return rows
-    if len(set(map(len, rows))) != 1:
+    if len(set(map(len, rows))) != 1 or not rows[0]:
         return [guard_row(row) for row in rows]
     columns: list[Any] = list(zip(*rows))
     unsafe = [index for index, column in enumerate(columns)
               if index not in plain and not _column_is_safe(column)]
-    if not unsafe:
-        return rows
-    for index in unsafe:
-        columns[index] = guard_row(columns[index])
-    return list(zip(*columns))
+    if unsafe:
+        for index in unsafe:
+            columns[index] = [guard_cell(value) for value in columns[index]]
+        rows = list(zip(*columns))
+    if _starts_negative(columns[0]):
+        rows = [_guard_row_start(row) for row in rows]
+    return rows
 
 
 def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool:
@@ -332,9 +385,14 @@ def unsafe_dialect(dialect: Any = 'excel', **fmtparams: Any) -> str | None:
             d.lineterminator,)
     if d.delimiter in '=+-@%\'' or d.delimiter.isalnum():
         return 'delimiter=%r can start a formula or hide one' % (d.delimiter,)
+    if d.delimiter == d.quotechar or d.delimiter in LINE_BREAKS or d.delimiter == '\0':
+        return ('delimiter=%r is the quote character or a line break: readers '
+                'cannot tell cells apart' % (d.delimiter,))
     if d.escapechar is not None and (d.escapechar in DANGEROUS_PREFIXES or
-                                     d.escapechar in SEPARATORS):
-        return 'escapechar=%r' % (d.escapechar,)
+                                     d.escapechar in SEPARATORS or
+                                     d.escapechar in (d.delimiter, d.quotechar)):
+        return ('escapechar=%r is a formula start, a separator, a line break, the '
+                'delimiter or the quote character' % (d.escapechar,))
     return None
 
 
