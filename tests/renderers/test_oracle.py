@@ -265,3 +265,23 @@ def test_generated_dicts_coalesced_or_not(rows, options):
     # a generator of dicts: quick (encoded in runs) or slow (one by one)
     paths, _ = export_paths('csv', options, lambda: list(rows))
     assert_identical(paths)
+
+
+@pytest.mark.parametrize('adapter', [False, True])
+@pytest.mark.parametrize('name', ['json', 'ndjson'])
+def test_datetime_keys_agree_across_codecs(monkeypatch, name, adapter):
+    pytest.importorskip('orjson')
+    from tgstream.renderers import jsonrules
+
+    offset = datetime.timezone(datetime.timedelta(hours=1, seconds=30))
+    items = [{datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=offset): 1,
+              datetime.time(1, 2, 3, 4): 2, 'n': datetime.datetime(2024, 1, 2)}] * 3
+    adapters = ({datetime.datetime: lambda obj, request: obj.isoformat()}
+                if adapter else {})
+    orjson_paths, _ = export_paths(name, {}, lambda: list(items), make_registry(adapters))
+    monkeypatch.setattr(jsonrules, 'orjson', None)
+    stdlib_paths, _ = export_paths(name, {}, lambda: list(items), make_registry(adapters))
+    fast, slow = assert_identical(orjson_paths), assert_identical(stdlib_paths)
+    assert b'"2024-01-02T03:04:05+01:00:30"' in fast
+    assert fast.replace(b',', b'').replace(b':', b'').replace(b' ', b'') == slow.replace(
+        b',', b'').replace(b':', b'').replace(b' ', b'')

@@ -693,7 +693,11 @@ class OrjsonCodec(Codec):
         native: tuple = (uuid.UUID,)
         if hasattr(orjson, 'Fragment'):
             native += (orjson.Fragment,)
-        option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+        # Not OPT_NON_STR_KEYS: orjson would format a datetime key itself,
+        # a UTC offset with seconds rounded to the minute; a dict with a
+        # key that is not a str is encoded with its keys made strings by
+        # string_keys (the stdlib codec's rule), see dumps().
+        option = orjson.OPT_PASSTHROUGH_DATACLASS
         if any(
             issubclass(cls, (datetime.date, datetime.time))
             for cls in _adapted_classes(components)
@@ -718,6 +722,11 @@ class OrjsonCodec(Codec):
     def dumps(self, value: Any) -> bytes:
         try:
             return self._dumps(value, self.default, self.option)
+        except self._error:
+            pass
+        try:  # a key that is not a str: the keys as the stdlib codec makes them
+            return self._dumps(string_keys(value), self.default,
+                               self.option | orjson.OPT_NON_STR_KEYS)
         except self._error:
             pass
         return self.fallback.dumps(value)
