@@ -738,6 +738,11 @@ class OrjsonCodec(Codec):
             return self._dumps(prepared, self.default, option)[1:-1]
         except self._error:
             pass
+        try:  # keys that are not str (see dumps)
+            return self._dumps(string_keys(prepared), self.default,
+                               option | orjson.OPT_NON_STR_KEYS)[1:-1]
+        except self._error:
+            pass
         return b','.join([self.dumps(value) for value in prepared])
 
 
