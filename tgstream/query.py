@@ -12,7 +12,13 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterator
 
-from ._compat import batch_expunge, prefetched_rows, result_processors
+from ._compat import (
+    batch_expunge,
+    prefetched_rows,
+    query_result,
+    result_processors,
+    result_yield_per,
+)
 from .items import Batch, ResultRows, TupleRows
 
 
@@ -374,31 +380,17 @@ def result_batches(value: Any, *, tuples: bool = False,
     return None
 
 
-def _query_result(query):
-    # Query.__iter__ runs Query._iter() (the Result, scalars for a single
-    # entity); with yield_per for a server-side cursor where allowed.
-    from sqlalchemy.exc import InvalidRequestError
-
-    if not query.load_options._yield_per:
-        try:
-            return query.yield_per(DEFAULT_BATCH_ROWS)._iter()
-        except InvalidRequestError:  # eager loaders that need all rows
-            pass
-    return query._iter()
-
-
 def _partitions(result, query, tuples: bool = False, text: bool = False) -> Iterator[Batch]:
     from sqlalchemy.engine import Result
 
     if result is None:  # a Query runs when the stream is primed
-        result = _query_result(query)
+        result = query_result(query, DEFAULT_BATCH_ROWS)
     rows = isinstance(result, Result)
     size = DEFAULT_BATCH_ROWS if rows else DEFAULT_BATCH_OBJECTS
     # A partition per fetch of the result's own yield_per (a smaller one
     # would cost a server-side cursor round trip each), encoded ``size``
-    # at a time. (``_yield_per``: SQLAlchemy keeps it on the real result.)
-    real = getattr(result, '_real_result', None) or result
-    fetch = max(getattr(real, '_yield_per', None) or size, size)
+    # at a time.
+    fetch = max(result_yield_per(result) or size, size)
     try:
         plain: Iterator[TupleRows] | None = None
         if tuples and rows:  # the driver's rows as tuples, where that is the same

@@ -31,6 +31,7 @@ import io
 from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
+from .._compat import NOT_A_ROW, row_result
 from ..items import ResultRows, TupleRows
 from ..query import TextRows
 from ..settings import get_settings
@@ -263,7 +264,10 @@ class CSVEncoder(BaseEncoder):
         return self.keys
 
     def _row_cells(self, row) -> list:
-        parent = getattr(row, '_parent', None)
+        try:
+            parent = row_result(row)  # the result's metadata: one picker per result
+        except NOT_A_ROW:  # pragma: no cover - a Row subclass of another kind
+            parent = None
         if self._row_picker is None or parent is None or parent is not self._row_parent:
             self._row_picker = self._picker(row)
             self._row_parent = parent

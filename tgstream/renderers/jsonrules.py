@@ -733,7 +733,8 @@ class OrjsonCodec(Codec):
 
     def dumps_batch(self, values: list) -> bytes:
         prepared, native = self._prepare(values)
-        option = self.native_option if native else self.option
+        option: int = self.native_option if native and self.native_option is not None \
+            else self.option
         try:
             return self._dumps(prepared, self.default, option)[1:-1]
         except self._error:
