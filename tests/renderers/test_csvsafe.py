@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import tgstream
 from tests.conftest import build_app
-from tgstream.renderers.csvsafe import cell_text, guard_cell, guard_row
+from tgstream.renderers.csvsafe import SEPARATORS, cell_text, guard_cell, guard_row
 from tgstream.settings import parse_settings
 
 # What spreadsheets execute (OWASP, ASVS 1.2.10) and what defusedcsv adds.
@@ -48,18 +48,22 @@ def write(rows_, writer=csv.writer) -> str:
     return out.getvalue()
 
 
+# the separators and line breaks after which the guard escapes a formula
+_SEPS = ''.join(map(re.escape, sorted(SEPARATORS)))
+
+
 def unescape(cell: str) -> str:
     # the leading ', the pipe escapes, and the ' before a formula that
     # follows a separator inside the cell
     assert cell.startswith("'")
     text = cell[1:].replace('\\|', '|')
-    return re.sub(r'(?<=[,;\t|\r\n])([ "]*)\'(?=[=+\-@])', r'\1', text)
+    return re.sub(r'(?<=[%s])([ "]*)\'(?=[=+\-@])' % _SEPS, r'\1', text)
 
 
 def unescapings(cell: str) -> set[str]:
     # a cell whose first character is safe (''\n=1'') gets only the inner
     # escapes, no leading ' (found by hypothesis: ['', '', '\n='])
-    inner = re.sub(r'(?<=[,;\t|\r\n])([ "]*)\'(?=[=+\-@])', r'\1', cell)
+    inner = re.sub(r'(?<=[%s])([ "]*)\'(?=[=+\-@])' % _SEPS, r'\1', cell)
     found = {inner}
     if cell.startswith("'"):
         found.add(unescape(cell))
@@ -164,7 +168,7 @@ def test_formula_guard_setting_defaults_to_true():
 # same file. (It has none for a leading tab, CR or NUL, it treats "-5\n" as
 # a number, and it leaves a formula after an inner separator or line break,
 # which the guard escapes for readers that split there.)
-_AFTER_INNER_SEPARATOR = re.compile(r'[,;\t|\r\n][ "]*[=+\-@]')
+_AFTER_INNER_SEPARATOR = re.compile(r'[%s][ "]*[=+\-@]' % _SEPS)
 
 
 def _defusedcsv_rules_apply(cell) -> bool:

@@ -99,7 +99,7 @@ class JSONStreamRenderer(JSONRulesRenderer):
     options = frozenset()
 
     def encoder(self, request) -> Encoder:
-        return JSONArrayEncoder(JSONEncoding(request))
+        return JSONArrayEncoder(JSONEncoding(request, plan=self.json_plan(request)))
 
 
 class NDJSONStreamRenderer(JSONRulesRenderer):
@@ -111,7 +111,9 @@ class NDJSONStreamRenderer(JSONRulesRenderer):
     options = frozenset({'error_marker'})
 
     def encoder(self, request) -> Encoder:
-        return NDJSONEncoder(JSONEncoding(request, one_line=True), self.error_marker)
+        return NDJSONEncoder(
+            JSONEncoding(request, plan=self.json_plan(request, one_line=True)),
+            self.error_marker)
 
 
 def includeme(config) -> None:

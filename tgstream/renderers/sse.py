@@ -206,7 +206,8 @@ class SSEStreamRenderer(JSONRulesRenderer):
         if keepalive is None:
             keepalive = get_settings(request.registry).sse_keepalive
         return SSEEncoder(
-            JSONEncoding(request, one_line=True), keepalive, self.error_marker
+            JSONEncoding(request, plan=self.json_plan(request, one_line=True)), keepalive,
+            self.error_marker
         )
 
 
