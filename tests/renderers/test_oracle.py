@@ -285,3 +285,47 @@ def test_datetime_keys_agree_across_codecs(monkeypatch, name, adapter):
     assert b'"2024-01-02T03:04:05+01:00:30"' in fast
     assert fast.replace(b',', b'').replace(b':', b'').replace(b' ', b'') == slow.replace(
         b',', b'').replace(b':', b'').replace(b' ', b'')
+
+
+def _clean_rows(count):
+    return [{'id': n, 'n': -n, 'name': 'user %d' % n, 'day': BASE_DAY} for n in range(count)]
+
+
+@pytest.mark.parametrize('special_at', [0, 6, 7, 7 * 16, 7 * 17 + 3, 7 * 30 - 1])
+@pytest.mark.parametrize('special', ['=1+1', 'a,b', 'x\u2028=1', -5])
+@pytest.mark.parametrize('options', [{}, {'delimiter': ';'}, {'escapechar': '0'}], ids=repr)
+def test_batch_edges_and_the_back_off_window(special_at, special, options):
+    # the special row first, at a batch edge (runs of 7), inside and after
+    # the 15 batches written without the verbatim check
+    rows = _clean_rows(7 * 30)
+    rows[special_at] = dict(rows[special_at], id=special, name=special)
+    paths, _ = export_paths('csv', options, lambda: list(rows))
+    assert_identical(paths)
+
+
+def test_mixed_type_sqlite_columns(sqlite_engine):
+    from sqlalchemy import column, func, table, text
+
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql('CREATE TABLE mixed (id INTEGER PRIMARY KEY, v, w NUMERIC)')
+        values = [1, '=1+1', -5, '-5', 2.5, None, b'bytes', '2024-01-02 03:04:05', '10', 'a;b']
+        connection.execute(text('INSERT INTO mixed (v, w) VALUES (:v, :w)'),
+                           [{'v': v, 'w': v} for v in values * 3])
+    mixed = table('mixed', column('id'), column('v'), column('w'))
+    for options in ({}, {'escapechar': '0'}, {'formula_guard': False}):
+        with Session(sqlite_engine) as session:
+            def make():
+                return tgstream.stream_query(
+                    session, select(mixed.c.v, mixed.c.id, mixed.c.w).order_by(mixed.c.id), 4)
+            paths, kinds = export_paths('csv', options, make)
+            assert_identical(paths)
+            assert TupleRows in kinds
+    for name in ('json', 'ndjson'):
+        with Session(sqlite_engine) as session:
+            def make():
+                return session.execute(select(mixed.c.id, mixed.c.v, mixed.c.w).where(
+                    func.typeof(mixed.c.v) != 'blob').order_by(mixed.c.id)
+                    .execution_options(yield_per=5))
+            paths, kinds = export_paths(name, {}, make)
+            assert_identical(paths)
+            assert TupleRows in kinds
