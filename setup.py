@@ -24,9 +24,18 @@ extras = {
     'scaffold': ['cookiecutter >= 2.1'],
     # the browser test of the demo's /live page (with a system Chromium)
     'browser': ['playwright >= 1.40'],
-    # the documentation site (docs/): sphinx-build -W, and its doctests
-    'docs': ['Sphinx >= 7', 'furo'],
+    # OpenTelemetry: spans and metrics that cover the whole stream
+    # (tgstream.otel), the Pyramid instrumentation, the Prometheus exporter
+    'otel': [
+        'opentelemetry-api >= 1.27',
+        'opentelemetry-sdk >= 1.27',
+        'opentelemetry-instrumentation-pyramid >= 0.48b0',
+        'opentelemetry-exporter-prometheus >= 0.48b0',
+    ],
 }
+# the documentation site (docs/): sphinx-build -W, and its doctests, which
+# drive the examples through WebTest and show orjson's output (hence 'fast')
+extras['docs'] = ['Sphinx >= 7', 'furo', 'WebTest >= 3'] + extras['fast']
 # live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
 # gevent by itself) and gunicorn's gevent worker for many streams per process
 extras['live'] = extras['sqlalchemy'] + [
@@ -43,7 +52,11 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
 ]
 extras['testing'] = sorted(
     set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
+    | set(extras['otel'])
     | {
+        # the SQL spans of tests/test_otel_*.py (its async wrapper: greenlet)
+        'opentelemetry-instrumentation-sqlalchemy',
+        'greenlet',
         'pytest >= 7',
         'WebTest >= 3',
         'httpx',
@@ -60,12 +73,18 @@ extras['testing'] = sorted(
         'ruff',
         'mypy',
         'pytest-cov',
+        # .ci/release: build the sdist and wheel, check their metadata
+        'build',
+        'twine',
+        # tests/test_scaffold.py builds the generated project's wheel offline
+        'setuptools >= 64',
+        'wheel',
     }
 )
 
 setup(
     name='tgstream',
-    version='0.1.0.dev0',
+    version='0.1.0',
     description=(
         'Streaming responses for Pyramid with the request, the transaction '
         'and the SQLAlchemy session still working while they stream'

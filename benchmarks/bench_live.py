@@ -98,12 +98,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+#: the benchmark's schema: its listeners' last queries name its log table
+#: (the database is shared: other listeners are not counted)
+SCHEMA = ''
+
+
 def connections(engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text(
             "SELECT application_name, count(*) FROM pg_stat_activity "
-            "WHERE application_name IN ('tgstream-live-listener', 'tgstream-bench-pool') "
-            "GROUP BY application_name")).all()
+            "WHERE application_name = 'tgstream-bench-pool' OR (application_name = "
+            "'tgstream-live-listener' AND query LIKE :mine) "
+            "GROUP BY application_name"), {'mine': '%' + SCHEMA + '.%'}).all()
     return dict(rows)
 
 
@@ -141,7 +147,7 @@ async def run_client(client: Client, host: str, port: int) -> None:
             lines = (tail + data).split(b'\n')
             tail = lines.pop()
             for line in lines:
-                if line.startswith(b': keep-alive'):
+                if line.startswith((b': keep-alive', b': live')):  # (the log's id first)
                     client.ready.set()
                 elif line.startswith(b'data: {'):
                     event = json.loads(line[6:])
@@ -456,7 +462,8 @@ def main(argv=None) -> int:
     limit = raise_fd_limit(2 * args.clients + 256)
     print('file descriptors: soft limit %d (hard %d)' % limit)
 
-    schema = 'bench_live_' + uuid.uuid4().hex[:8]
+    global SCHEMA
+    schema = SCHEMA = 'bench_live_' + uuid.uuid4().hex[:8]
     admin = sqlalchemy.create_engine(args.pg_url, isolation_level='AUTOCOMMIT')
     with admin.connect() as conn:
         conn.exec_driver_sql('CREATE SCHEMA %s' % schema)

@@ -94,6 +94,7 @@ def app():
         'tgstream.live.backend': 'postgresql',
         'tgstream.live.url': url,
         'tgstream.live.pg_channel': os.environ['BENCH_LIVE_CHANNEL'],
+        'tgstream.live.table': os.environ['BENCH_LIVE_SCHEMA'] + '.tgstream_live_events',
         'tgstream.sse.keepalive': os.environ.get('BENCH_LIVE_KEEPALIVE', '15'),
     }
     with Configurator(settings=settings) as config:

@@ -211,9 +211,9 @@ def report(without, with_, command: str, seconds: float, requests: int, clock: s
     return '\n'.join(lines) + '\n'
 
 
-def write_section(path: str, text: str) -> None:
-    """Put ``text`` in RESULTS.md between this benchmark's markers."""
-    begin, end = '<!-- %s:begin -->' % SECTION, '<!-- %s:end -->' % SECTION
+def write_section(path: str, text: str, section: str = SECTION) -> None:
+    """Put ``text`` in RESULTS.md between the markers of ``section``."""
+    begin, end = '<!-- %s:begin -->' % section, '<!-- %s:end -->' % section
     block = '%s\n%s%s\n' % (begin, text, end)
     try:
         with open(path) as f:

@@ -4,6 +4,7 @@ Build: ``pip install -e ".[docs]"``, then ``sphinx-build -W -b html docs
 docs/_build/html``; run the examples: ``sphinx-build -W -b doctest docs
 docs/_build/doctest``.
 """
+import importlib.metadata
 import os
 import sys
 
@@ -14,7 +15,8 @@ sys.path.insert(0, os.path.abspath('..'))
 project = 'tgstream'
 author = 'tgstream contributors'
 copyright = '2026, tgstream contributors'
-release = '0.1.0.dev0'
+# the installed tgstream's version (setup.py is the one place it is written)
+release = importlib.metadata.version('tgstream')
 
 extensions = [
     'sphinx.ext.autodoc',

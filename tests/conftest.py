@@ -161,3 +161,42 @@ def fetch_small(monkeypatch):
     from tgstream import query
 
     monkeypatch.setattr(query, 'FETCH_ROWS', 7)
+
+
+# -- test tiers (docs/development.rst, "Tests") --------------------------------
+
+#: differential, identity and property modules: many examples each, minutes
+#: in all; they run in the full suite, not in the ``unit`` inner loop.
+THOROUGH_MODULES = frozenset((
+    'tests/renderers/test_batch_identity.py',
+    'tests/renderers/test_csv_verbatim.py',
+    'tests/renderers/test_csvsafe.py',
+    'tests/renderers/test_native_dates.py',
+    'tests/test_invisible.py',
+    'tests/test_demo.py',
+    'tests/test_demo_import_scale.py',
+    'tests/test_scaffold.py',
+    # the live listener's teardowns (a 1 s poll, issue 25)
+    'tests/test_live.py',
+))
+PG_FIXTURES = frozenset(('pg_url', 'pg_engine', 'postgresql_engine'))
+NOT_UNIT = frozenset(('live', 'postgresql', 'slow', 'browser', 'thorough'))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test using PostgreSQL ``postgresql`` (``any_engine``'s
+    PostgreSQL case too), the thorough modules ``thorough``, and what is
+    left ``unit``: ``pytest -m unit`` is the inner loop."""
+    root = str(config.rootpath)
+    for item in items:
+        callspec = getattr(item, 'callspec', None)
+        params = callspec.params.values() if callspec is not None else ()
+        if PG_FIXTURES & set(getattr(item, 'fixturenames', ())) or any(
+            isinstance(value, str) and value == 'postgresql' for value in params
+        ):
+            item.add_marker(pytest.mark.postgresql)
+        path = os.path.relpath(str(item.path), root).replace(os.sep, '/')
+        if path in THOROUGH_MODULES:
+            item.add_marker(pytest.mark.thorough)
+        if not NOT_UNIT & {mark.name for mark in item.iter_markers()}:
+            item.add_marker(pytest.mark.unit)

@@ -97,6 +97,7 @@ def from_env():
         'tgstream.live.backend': 'postgresql',
         'tgstream.live.url': url,
         'tgstream.live.pg_channel': os.environ['GEVENT_APP_CHANNEL'],
+        'tgstream.live.table': schema + '.tgstream_live_events',
         'tgstream.sse.keepalive': os.environ.get('GEVENT_APP_KEEPALIVE', '5'),
     }
     with Configurator(settings=settings) as config:

@@ -7,8 +7,8 @@ import tgstream
 
 STABLE = {
     'Batch', 'ServerSentEvent', 'StreamEncodeError', 'StreamFinished',
-    'StreamIterator', 'abort_session', 'checkpoint', 'commit_session',
-    'content_disposition', 'expose', 'flush', 'includeme', 'listen', 'notify',
+    'abort_session', 'checkpoint', 'commit_session',
+    'content_disposition', 'expose', 'flush', 'includeme', 'is_stream', 'listen', 'notify',
     'request', 'sse_idle', 'stream_query',
 }
 
@@ -25,6 +25,18 @@ def test_internal_types_live_in_their_modules():
     from tgstream.settings import StreamSettings
 
     assert StreamSettings().transaction == 'stream'
+
+
+def test_stream_iterator_is_no_longer_public_api():
+    import pytest
+
+    from tgstream.stream import StreamIterator
+
+    assert 'StreamIterator' not in tgstream.__all__
+    with pytest.warns(DeprecationWarning, match='tgstream.is_stream'):
+        assert tgstream.StreamIterator is StreamIterator
+    with pytest.raises(AttributeError):
+        tgstream.NoSuchName  # noqa: B018
 
 
 def test_star_import_gives_the_stable_names():

@@ -100,3 +100,23 @@ def test_invalid_stream_value_names_the_view():
                 yield 'x'
 
             config.add_view(bad_view, route_name='r', stream='yes')
+
+
+@pytest.mark.parametrize('kwargs, old, new', [
+    ({'stream_content_type': 'text/csv'}, 'stream_content_type', 'content_type'),
+    ({'stream_filename': 'a.csv'}, 'stream_filename', 'filename'),
+    ({'stream_options': {'columns': ['a']}}, "stream_options={'columns'", 'columns'),
+    ({'stream_options': {'dialect': 'excel'}}, "stream_options={'dialect'", 'dialect'),
+])
+def test_second_spellings_are_deprecated_and_still_work(kwargs, old, new):
+    with pytest.warns(DeprecationWarning, match=r'expose\(%s.*deprecated; use expose\(%s=' % (
+            old.replace('{', r'\{'), new)) as warned:
+        decorator = expose('csv', stream=True, **kwargs)
+    assert warned[0].filename == __file__   # points at the caller
+    assert decorator.settings == {'renderer': 'csv', 'stream': True, **kwargs}
+
+
+def test_the_one_spellings_do_not_warn(recwarn):
+    expose('csv', stream=True, content_type='text/csv', filename='a.csv', columns=['a'],
+           dialect='excel', stream_options={'bom': True})
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]

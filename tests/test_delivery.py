@@ -12,6 +12,9 @@ The wire-level counterparts are in tests/live/test_delivery_wire.py.
 from __future__ import annotations
 
 import collections
+import linecache
+import sys
+import threading
 import types
 
 import pytest
@@ -20,7 +23,6 @@ from pyramid.response import Response
 from waitress.channel import ClientDisconnected
 
 import tgstream
-import tgstream.coalesce as coalesce_module
 import tgstream.stream as stream_module
 from tests.dbapp import User, build_db_app, count_users, seed_users
 from tgstream.renderers.encoders import RawEncoder
@@ -45,8 +47,8 @@ def raw_stream(items, **kw):
 
 
 class Clock:
-    """A fake ``time`` for tgstream.stream and tgstream.coalesce: pulls take no time unless the
-    view's code advances it."""
+    """A fake clock for streams (``StreamIterator.clock``, which their coalescer uses too):
+    pulls take no time unless the view's code advances it."""
 
     def __init__(self):
         self.now = 1000.0
@@ -58,8 +60,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(stream_module, 'time', clock)
-    monkeypatch.setattr(coalesce_module, 'time', clock)
+    monkeypatch.setattr(StreamIterator, 'clock', staticmethod(clock.monotonic))
     return clock
 
 
@@ -333,6 +334,49 @@ def test_closed_before_the_held_error_is_raised_it_is_still_the_outcome(
         event = streams.assert_error('/v', count=1)
     assert isinstance(event.exception, RuntimeError)
     assert 'RuntimeError: secret' in tgstream_log.records[0].getMessage()
+
+
+def test_two_threads_closing_with_a_held_error_close_and_log_once(
+    make_app, always_coalesce, tgstream_log
+):
+    # Both threads are held just before the stored error is taken (a trace
+    # function, not a sleep): before the fix both took it, so the failure
+    # was handled -- and logged -- twice.
+    barrier = threading.Barrier(2, timeout=0.25)
+
+    def trace(frame, event, arg):
+        if frame.f_code.co_filename != stream_module.__file__:
+            return None
+        if event == 'line':
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+            if '_stored_error' in line and 'None' in line and '=' in line:
+                try:
+                    barrier.wait()
+                except threading.BrokenBarrierError:
+                    pass
+        return trace
+
+    app = make_app(lambda c: add(c, 'v', failing_view))
+    with record_streams(app) as streams:
+        response = open_stream(app, '/v')
+        response.read(2)           # the held items; the error is not raised yet
+        stream = response.app_iter
+
+        def close():
+            sys.settrace(trace)
+            try:
+                stream.close()
+            finally:
+                sys.settrace(None)
+
+        threads = [threading.Thread(target=close) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        streams.assert_error('/v', count=1)
+    failures = [r for r in tgstream_log.records if 'failed for GET /v' in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in tgstream_log.records]
 
 
 @pytest.fixture

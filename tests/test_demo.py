@@ -145,7 +145,7 @@ def test_every_route_is_on_the_index(app):
     from pyramid.interfaces import IRoutesMapper
 
     routes = {r.name for r in app.registry.getUtility(IRoutesMapper).get_routes()}
-    assert routes == {e.name for e in ENDPOINTS}
+    assert routes == {e.name for e in ENDPOINTS} | {'favicon'}  # the tab icon is no endpoint
 
 
 def test_live_page_consumes_streams(testapp):
@@ -154,6 +154,14 @@ def test_live_page_consumes_streams(testapp):
     for needle in ("fetch('/users.ndjson')", "new EventSource('/events", 'getReader()',
                    "fetch('/users/import'"):
         assert needle in res.text
+
+
+def test_pages_have_an_icon(testapp):
+    """Browsers ask every page for /favicon.ico: no 404 in the log."""
+    for page in ('/', '/live'):
+        assert '<link rel="icon" href="/favicon.ico"' in testapp.get(page).text
+    res = testapp.get('/favicon.ico', status=200)
+    assert res.content_type == 'image/svg+xml' and res.body.startswith(b'<svg')
 
 
 # -- TurboGears --------------------------------------------------------------
@@ -172,7 +180,7 @@ def test_tg_stream_reads_the_request_inside_the_stream(testapp):
 
 def test_tg_stream_db_reads_users_while_streaming(testapp):
     res = testapp.get('/tg/stream_db', status=200)
-    assert res.json == [None] + ['user%06d' % n for n in range(1, 10)]
+    assert res.json == ['user%06d' % n for n in range(1, 11)]
 
 
 def test_tg_stream_write_commits_when_the_stream_ends(app, testapp):

@@ -9,6 +9,8 @@ callbacks at the same moments; pyramid_debugtoolbar pages and redirects too.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import transaction
 from pyramid.httpexceptions import HTTPFound, HTTPNotFound
@@ -87,6 +89,9 @@ def setup_views(config, events, tmp_path):
     def file_response(request):
         path = tmp_path / 'file.txt'
         path.write_bytes(b'file body\n')
+        # a fixed mtime: Last-Modified and the ETag do not tick between the
+        # two apps' requests
+        os.utime(path, (1_700_000_000, 1_700_000_000))
         return FileResponse(str(path), request=request, content_type='text/plain')
 
     def html(request):

@@ -3,7 +3,6 @@ backends (memory on SQLite, PostgreSQL LISTEN/NOTIFY on PostgreSQL)."""
 from __future__ import annotations
 
 import gc
-import uuid
 
 import pytest
 import webtest
@@ -11,7 +10,7 @@ from pyramid.exceptions import ConfigurationError
 
 import tgstream
 from tests.dbapp import count_users
-from tests.liveapp import live_app
+from tests.liveapp import live_app, pg_live_settings
 from tgstream.live import PayloadTooLarge, get_hub, stop_hub
 from tgstream.live.hub import Reset
 
@@ -24,12 +23,7 @@ def backend(request, tmp_path):
         settings = {}
     else:
         engine = request.getfixturevalue('pg_engine')
-        settings = {
-            'tgstream.live.backend': 'postgresql',
-            'tgstream.live.url': request.getfixturevalue('pg_url'),
-            # NOTIFY channels are database-wide: one per test
-            'tgstream.live.pg_channel': 't_' + uuid.uuid4().hex[:12],
-        }
+        settings = pg_live_settings(engine, request.getfixturevalue('pg_url'))
     app = live_app(engine, settings)
     hub = get_hub(app.registry)
     if hub.listener is not None:
@@ -38,15 +32,27 @@ def backend(request, tmp_path):
     stop_hub(app.registry)
 
 
+def subscribe(hub, channel):
+    return hub.subscribe([channel])[0]
+
+
 def drain(subscription, expect: int, timeout=10.0):
-    """``expect`` items, then make sure nothing else is queued (a commit
-    that follows acts as the barrier in the tests below)."""
+    """``expect`` messages (ServerSentEvents) queued for ``subscription``."""
     items = []
     for _ in range(expect):
         item = subscription.get(timeout)
         assert item is not None, 'only %d of %d items arrived: %r' % (len(items), expect, items)
-        items.append(item)
+        items.append(item[1])
     return items
+
+
+def replay(hub, channels, last_event_id):
+    """The backlog ``listen(last_event_id=...)`` sends first, on either backend."""
+    subscription, backlog, head, _ = hub.subscribe(channels, last_event_id)
+    hub.unsubscribe(subscription)
+    if hub.log is not None:
+        backlog, _, _ = hub.log.backlog(channels, last_event_id, head)
+    return list(backlog)
 
 
 def names(items):
@@ -57,8 +63,8 @@ def names(items):
 
 def test_commit_delivers_after_commit_in_order(backend):
     app, hub, engine = backend
-    sub, backlog, head = hub.subscribe('users', None)
-    assert backlog == [] and head is None
+    sub, backlog, _, head_id = hub.subscribe(['users'])
+    assert backlog == [] and head_id is None
     client = webtest.TestApp(app)
     for name in ('a', 'b', 'c'):
         client.get('/add', {'name': name})
@@ -70,7 +76,7 @@ def test_commit_delivers_after_commit_in_order(backend):
 
 def test_a_transaction_that_only_notifies_delivers(backend):
     app, hub, engine = backend
-    sub, _, _ = hub.subscribe('users', None)
+    sub = subscribe(hub, 'users')
     webtest.TestApp(app).get('/add', {'name': 'only', 'only': '1'})
     assert names(drain(sub, 1)) == ['only']
     assert count_users(engine) == 0
@@ -78,7 +84,7 @@ def test_a_transaction_that_only_notifies_delivers(backend):
 
 def test_abort_doom_and_failed_stream_deliver_nothing(backend):
     app, hub, engine = backend
-    sub, _, _ = hub.subscribe('users', None)
+    sub = subscribe(hub, 'users')
     client = webtest.TestApp(app)
     client.get('/add', {'name': 'failed', 'fail': '1'}, status=400)
     client.get('/add', {'name': 'doomed', 'doom': '1'})
@@ -92,7 +98,7 @@ def test_abort_doom_and_failed_stream_deliver_nothing(backend):
 
 def test_stream_notifications_arrive_at_its_commit(backend):
     app, hub, engine = backend
-    sub, _, _ = hub.subscribe('users', None)
+    sub = subscribe(hub, 'users')
     client = webtest.TestApp(app)
     # read the stream by hand: its notifications wait for its last item
     response = client.app.__call__  # noqa: F841 (WebTest reads whole bodies)
@@ -110,7 +116,7 @@ def test_stream_notifications_arrive_at_its_commit(backend):
 
 def test_stream_whose_client_leaves_delivers_nothing(backend):
     app, hub, engine = backend
-    sub, _, _ = hub.subscribe('users', None)
+    sub = subscribe(hub, 'users')
     environ = webtest.TestRequest.blank('/stream_add?names=gone1,gone2').environ
     body = app(environ, lambda status, headers, exc_info=None: None)
     next(iter(body))
@@ -122,7 +128,7 @@ def test_stream_whose_client_leaves_delivers_nothing(backend):
 
 def test_payload_over_limit_is_an_error_at_notify(backend):
     app, hub, engine = backend
-    sub, _, _ = hub.subscribe('users', None)
+    sub = subscribe(hub, 'users')
     client = webtest.TestApp(app)
     with pytest.raises(PayloadTooLarge, match=r"notify\('users'\).*bytes.*8000"):
         client.get('/add', {'name': 'big', 'big': '1'})
@@ -133,23 +139,22 @@ def test_payload_over_limit_is_an_error_at_notify(backend):
 
 def test_last_event_id_replays_or_resets(backend):
     app, hub, engine = backend
-    first, _, _ = hub.subscribe('users', None)
+    first = subscribe(hub, 'users')
     client = webtest.TestApp(app)
     for name in ('a', 'b', 'c'):
         client.get('/add', {'name': name})
     a, b, c = drain(first, 3)
-    _, backlog, head = hub.subscribe('users', a.id)
-    assert names(backlog) == ['b', 'c'] and head == c.id
-    _, backlog, _ = hub.subscribe('users', c.id)
-    assert backlog == []
-    _, backlog, _ = hub.subscribe('users', 'no-such-id')
-    assert len(backlog) == 1 and isinstance(backlog[0], Reset)
+    assert names(replay(hub, ['users'], a.id)) == ['b', 'c']
+    assert replay(hub, ['users'], c.id) == []
+    for unknown in ('no-such-id', '1', str(int(c.id) + 1) if hub.log else 'x-1'):
+        backlog = replay(hub, ['users'], unknown)
+        assert len(backlog) == 1 and isinstance(backlog[0], Reset), (unknown, backlog)
 
 
 def test_channels_are_separate(backend):
     app, hub, engine = backend
-    orders, _, _ = hub.subscribe('orders', None)
-    users, _, _ = hub.subscribe('users', None)
+    orders = subscribe(hub, 'orders')
+    users = subscribe(hub, 'users')
     client = webtest.TestApp(app)
     client.get('/add', {'name': 'o', 'channel': 'orders'})
     client.get('/add', {'name': 'u'})
@@ -167,7 +172,8 @@ def test_connect_disconnect_cycles_leave_nothing(backend):
     before = {id(o) for o in gc.get_objects() if type(o).__name__ == 'Subscription'}
     for _ in range(2000):
         body = app(dict(environ), lambda status, headers, exc_info=None: None)
-        assert next(iter(body)) == b': keep-alive\n\n'
+        # (PostgreSQL: a fresh client is first told the log's latest id)
+        assert next(iter(body)).startswith((b': keep-alive\n', b': live\nid: '))
         body.close()
     del body
     assert hub.stream_count() == baseline
@@ -218,7 +224,10 @@ def test_streams_end_when_the_hub_stops(sqlite_engine):
     reader.start()  # blocks in the stream, waiting for an event
     stop_hub(app.registry)
     reader.join(10)
-    assert not reader.is_alive() and rest == []
+    assert not reader.is_alive()
+    # a planned end: a retry with jitter (2000 ms + up to 100 %), then the end
+    assert len(rest) == 1 and rest[0].startswith(b': end\nretry: ')
+    assert 2000 <= int(rest[0].split(b'retry: ')[1]) <= 4000
     body.close()
     assert get_hub(app.registry).stream_count() == 0
     stop_hub(app.registry)

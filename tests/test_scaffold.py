@@ -62,7 +62,7 @@ def test_no_input_gives_a_ready_project(tmp_path):
     assert "config.include('tgstream')" in init
     views = (project / 'my_stream_app' / 'views' / 'default.py').read_text()
     assert "@expose('json', route_name='items', stream=True)" in views
-    assert "stream_filename='items.csv'" in views  # prefixed view options
+    assert "filename='items.csv'" in views  # expose's TurboGears keywords
     assert 'pyramid_debugtoolbar' in (project / 'development.ini').read_text()
     production = (project / 'production.ini').read_text()
     assert 'pyramid_debugtoolbar\n' not in production and 'gthread' in production
@@ -212,3 +212,44 @@ def test_sdist_and_wheel_ship_the_template_and_the_demo(tmp_path):
     assert {'development.ini', 'production.ini', 'CHANGES.rst', 'MANIFEST.in'} <= members
     assert {'docs/conf.py', 'docs/index.rst', 'docs/api.rst', 'docs/examples/feeds.py'} <= members
     assert not any(m.startswith('docs/_build') for m in members)
+
+
+def test_help_is_tgstream_creates_own(capsys):
+    assert main(['--help']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('Usage: tgstream-create [OPTIONS] [KEY=VALUE]...')
+    assert 'TEMPLATE' not in out and 'cookiecutter.readthedocs' not in out
+    # every option it lists is one cookiecutter's command accepts
+    from cookiecutter.cli import main as cookiecutter_command
+    known = {o for p in cookiecutter_command.params for o in p.opts} | {'-h', '--help'}
+    listed = {w.rstrip(',') for line in out.splitlines() if line.startswith('  -')
+              for w in line.split('  ')[1].split() if w.startswith('-')}
+    assert listed <= known, listed - known
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    assert main(['-V']) == 0
+    assert capsys.readouterr().out == 'tgstream-create (tgstream %s)\n' % version('tgstream')
+
+
+@pytest.mark.parametrize('args', [['gh:someone/template'], ['--checkout', 'main'], ['--replay']])
+def test_another_template_is_refused(tmp_path, capsys, args):
+    assert main(args + ['--no-input', '-o', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert 'not an option of tgstream-create' in err and args[0] in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_generated_projects_wheel_has_its_static_files(tmp_path):
+    """What ``pip install`` of the generated project (not editable) ships:
+    the templates *and* the stylesheet the layout links to."""
+    project = render(tmp_path / 'src')
+    run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation',
+         '-w', tmp_path / 'dist', project], tmp_path, 300)
+    wheel, = (tmp_path / 'dist').glob('my_stream_app-*.whl')
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in EXPECTED_FILES:
+        if name.startswith('PKG/') and not name.endswith('.py'):
+            assert name.replace('PKG/', 'my_stream_app/') in names, name

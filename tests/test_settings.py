@@ -12,6 +12,13 @@ def test_defaults():
     assert parse_settings(None).transaction == 'stream'
 
 
+def test_generator_detection_and_server_log_settings():
+    assert (StreamSettings().detect_generators, StreamSettings().shorten_server_log) == (True, False)
+    parsed = parse_settings({'tgstream.detect_generators': 'off',
+                             'tgstream.shorten_server_log': 'yes'})
+    assert (parsed.detect_generators, parsed.shorten_server_log) == (False, True)
+
+
 def test_values_are_parsed():
     parsed = parse_settings(
         {
@@ -44,6 +51,8 @@ SESSION = __import__('sqlalchemy.orm', fromlist=['scoped_session']).scoped_sessi
         ('tgstream.csv.formula_guard', 'ture', r"tgstream.csv.formula_guard = 'ture'"),
         ('tgstream.sqlalchemy.session', 'no.such.module:x', r'tgstream.sqlalchemy.session'),
         ('tgstream.chunksize', '1', r'unknown setting.*tgstream.chunksize'),
+        ('tgstream.detect_generators', 'sometimes', r"tgstream.detect_generators = 'sometimes'"),
+        ('tgstream.shorten_server_log', '2', r"tgstream.shorten_server_log = '2'"),
     ],
 )
 def test_bad_values_name_the_setting(key, value, message):

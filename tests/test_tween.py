@@ -117,3 +117,36 @@ def test_tween_sits_under_excview_and_pyramid_tm(make_app, includes):
     assert names.index('pyramid.tweens.excview_tween_factory') > names.index(
         'pyramid_tm.tm_tween_factory'
     )
+
+
+def test_detect_generators_false_leaves_generator_responses_to_pyramid(make_testapp):
+    order = []
+
+    def view(request):
+        request.add_finished_callback(lambda r: order.append('finished'))
+
+        def body():
+            order.append(get_current_request())
+            yield b'a'
+
+        return Response(app_iter=body())
+
+    def setup(config):
+        add(config, 'g', view)
+        config.add_route('s', '/s')
+        config.add_view(lambda request: iter(['s']), route_name='s', stream=True)
+
+    app = make_testapp(setup, {'tgstream.detect_generators': 'false'})
+    assert app.get('/g').body == b'a'
+    assert order == ['finished', None]     # Pyramid's own behaviour: not a stream
+    assert app.get('/s').body == b's'      # stream=True views still stream
+    tweens = app.app.registry.queryUtility(ITweens)
+    assert 'tgstream.tween.stream_tween_factory' in tweens.sorter.names  # listed, but
+    # the factory returned the handler itself: no per-request call
+    from tgstream.tween import stream_tween_factory
+
+    def handler(request):
+        return None
+
+    registry = app.app.registry
+    assert stream_tween_factory(handler, registry) is handler

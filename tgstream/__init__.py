@@ -27,7 +27,7 @@ from .renderers.sse import ServerSentEvent, sse_idle
 from .serverlog import install_server_log_filter
 from .sessions import abort_session, commit_session
 from .settings import parse_settings
-from .stream import StreamIterator
+from .stream import is_stream
 from .transaction import checkpoint, wrap_manager_hook
 
 # The stable API (README.rst, "Stable API"). Internal types live in their
@@ -37,7 +37,6 @@ __all__ = [
     'ServerSentEvent',
     'StreamEncodeError',
     'StreamFinished',
-    'StreamIterator',
     'abort_session',
     'checkpoint',
     'commit_session',
@@ -45,6 +44,7 @@ __all__ = [
     'expose',
     'flush',
     'includeme',
+    'is_stream',
     'listen',
     'notify',
     'request',
@@ -56,70 +56,45 @@ __all__ = [
 def includeme(config) -> None:
     """Make streaming responses safe in this application.
 
-    After ``config.include('tgstream')`` (or ``pyramid.includes = tgstream``),
-    in any order with pyramid_tm, pyramid_retry and pyramid_debugtoolbar:
+    ``config.include('tgstream')`` (or ``pyramid.includes = tgstream``), in
+    any order with pyramid_tm, pyramid_retry and pyramid_debugtoolbar:
 
-    - ``stream=True`` is a view option (``expose``, ``view_config``,
-      ``add_view``); so are ``stream_content_type``, ``stream_filename`` (an
-      RFC 6266 download name), ``stream_options`` and ``stream_transaction``
-      -- prefixed names only, so no other add-on's option or predicate is
-      claimed (``expose`` translates ``content_type=`` and ``filename=``).
-      A view given none of them is left untouched. Bad values are a
-      ``ConfigurationError`` naming the view.
-    - ``renderer='json' | 'ndjson' | 'csv' | 'sse'`` and pyramid_jinja2
-      templates stream with ``stream=True``; other renderers are a
-      ``ConfigurationError``. ``config.add_stream_renderer`` adds more.
-    - A stream is advanced to its first item inside the request: an error
-      raised before it becomes the normal error response (exception views,
-      pyramid_tm abort, pyramid_retry retry). Headers and status set before
-      the first item are sent.
-    - While it streams, every ``next()`` and ``close()`` runs with the
-      request as Pyramid's current request (``get_current_request()``,
-      ``get_current_registry()``, ``tgstream.request``); nothing is left on
-      the thread afterwards.
-    - ``request.add_finished_callback`` callbacks run after the stream ended
-      (exhausted, failed or closed), and the stream is closed exactly once.
-    - With pyramid_tm, the request's transaction stays open while the stream
-      runs and is committed when it is exhausted, before its last bytes are
-      released; it is aborted when the stream fails or is closed early, and
-      whenever pyramid_tm decided to abort. ``tgstream.transaction = view``
-      (or ``stream_transaction='view'``) finishes it at view return instead
-      and gives the stream a transaction of its own.
-    - An error after the first byte is logged with the request path and
-      traceback, the transaction is aborted, and the error is raised to the
-      server, which cuts the response (no terminating chunk).
-    - A plain ``Response(app_iter=<generator>)`` gets the same guarantees
-      (the ``tgstream.tween.stream_tween_factory`` tween, placed just above
-      the main handler). Other bodies (lists, files, ``iter([...])``,
-      iterator classes, mounted WSGI apps) keep Pyramid's behaviour.
-    - Items are written as they are yielded; only long runs of fast items
-      are joined into writes of ``tgstream.chunk_size`` bytes, and items
-      yielded before a failure are delivered before the response is cut.
-    - A stream view returning a mapping, ``str``, ``bytes`` or
-      ``bytearray`` is a ``TypeError`` (templates take their dict).
-    - pyramid_debugtoolbar never buffers or rewrites a stream (the
-      ``tgstream.toolbar.toolbar_guard_tween_factory`` tween, under the
-      toolbar and over pyramid_tm; ``tgstream.toolbar = false`` disables it).
-    - A stream whose body never reaches the server (``start_response``
-      rejects a header, a ``NewResponse`` subscriber or a later response
-      callback raises) is closed before the request's thread moves on: its
-      transaction aborted, its finished callbacks run (``tgstream.guard``
-      wraps the app's execution policy). A wrapped body (a compressing
-      tween) is closed after its wrapper; ``tgstream.compress = true``
-      gzips streams with a flush per write.
-    - ``tgstream.StreamFinished`` is notified once per stream, after it
-      ended, with its outcome.
-    - ``tgstream.notify(request, channel, payload)`` and
-      ``tgstream.listen(request, channel)``: live streams fed by committed
-      notifications (``tgstream.live.*`` settings).
+    - adds the ``stream=True`` view option and its companions
+      (``stream_transaction``, ``stream_options``, ``stream_content_type``,
+      ``stream_filename``), the ``json``, ``ndjson``, ``csv``, ``sse`` and
+      ``.jinja2`` stream renderers and the ``config.add_stream_renderer``
+      directive; views given none of the options are left untouched;
+    - adds the ``tgstream.tween.stream_tween_factory`` tween (just above the
+      main handler), which takes over a ``Response(app_iter=<generator>)``
+      unless ``tgstream.detect_generators = false``;
+    - wraps the application's execution policy (``tgstream.guard``) and,
+      with pyramid_tm, its ``tm.manager_hook`` (``tgstream.transaction``);
+      adds a tween under pyramid_debugtoolbar when the toolbar is included
+      (``tgstream.toolbar``);
+    - reads the ``tgstream.*`` settings when the configuration is
+      committed; a bad value or unknown key is a ``ConfigurationError``;
+    - with OpenTelemetry's Pyramid instrumentation, the server span and
+      request metrics of a stream last until it ends, and stream metrics are
+      recorded (``tgstream.otel``); without OpenTelemetry nothing of it is
+      imported.
 
-    Settings (``tgstream.*``) are checked when the configuration is
-    committed; see docs/streaming.rst ("Settings").
+    A stream is primed to its first item inside the request (an error before
+    it is a normal error response), runs every ``next()`` and ``close()``
+    with its request current, keeps pyramid_tm's transaction open until it
+    is exhausted (then commits, before its last bytes) or fails or is closed
+    early (then aborts), runs the request's finished callbacks after it
+    ended, notifies ``StreamFinished`` once, and is closed on every path.
+
+    Nothing outside the application is changed: server loggers are
+    touched only with ``tgstream.shorten_server_log = true``. See
+    docs/howitworks.rst for the order in which this runs.
     """
     settings = config.get_settings()
 
     def store_settings():
-        config.registry['tgstream.settings'] = parse_settings(settings)
+        parsed = config.registry['tgstream.settings'] = parse_settings(settings)
+        if parsed.shorten_server_log:
+            install_server_log_filter()
 
     config.action(('tgstream', 'settings'), store_settings, order=PHASE1_CONFIG)
     config.add_directive('add_stream_renderer', add_stream_renderer)
@@ -128,8 +103,25 @@ def includeme(config) -> None:
         'tgstream.tween.stream_tween_factory', under=(EXCVIEW, INGRESS)
     )
     wrap_manager_hook(config)
-    install_server_log_filter()
     config.include('.guard')
     config.include('.renderers')
     config.include('.toolbar')
     config.include('.live')
+    config.include('.otel')
+
+
+def __getattr__(name: str):
+    # Deprecated names, still importable with a warning.
+    if name == 'StreamIterator':
+        import warnings
+
+        from .stream import StreamIterator
+
+        warnings.warn(
+            'tgstream.StreamIterator is deprecated as public API: use '
+            'tgstream.is_stream(response) to recognise a stream '
+            '(the class is tgstream.stream.StreamIterator)',
+            DeprecationWarning, stacklevel=2,
+        )
+        return StreamIterator
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

@@ -2,9 +2,9 @@
 
 Each entry is named for what it reaches into, says why no public API does
 the job, and is covered by ``tests/test_compat.py``, which fails loudly (with
-the entry's name) when the library changes. Uses with a public equivalent
-were removed: the stream's transaction learns that a transaction ended from
-the public ``ISynchronizer.afterCompletion`` (no ``txn._manager``).
+the entry's name) when the library changes. Where a public equivalent exists
+it is used instead (``ISynchronizer.afterCompletion`` to learn that a
+transaction ended, WebOb's ``app_iter`` property).
 
 Nothing here is public API.
 """
@@ -19,17 +19,6 @@ from typing import Any, Callable
 from pyramid.interfaces import IExecutionPolicy
 from pyramid.router import default_execution_policy
 from pyramid.threadlocal import manager as _threadlocal_manager
-
-# -- WebOb -------------------------------------------------------------------
-
-
-def app_iter_is_list(response: Any) -> bool:
-    """WebOb ``Response._app_iter``: the body ``app_iter`` returns, read
-    without the property (the stream tween's one-check fast path, taken by
-    every non-stream response). A ``Response`` built otherwise, or a WebOb
-    without the attribute, just takes the slower path."""
-    return getattr(response, '_app_iter', None).__class__ is list
-
 
 # -- Pyramid -----------------------------------------------------------------
 
@@ -96,17 +85,12 @@ def defer_commit_abort(txn: Any, commit: Callable, abort: Callable) -> None:
     with instance attributes: pyramid_tm's egress calls
     ``manager.commit()``/``abort()``, which call the current transaction's,
     and tgstream must only *record* that decision while the stream runs.
-    Neither library has a hook that can veto or postpone the commit."""
+    Neither library has a hook that can postpone the commit (``tm.commit_veto``
+    only turns it into an abort; a proxy ``tm.manager_hook`` costs every
+    request). docs/howitworks.rst gives the pyramid_tm hook that would
+    remove this entry."""
     txn.commit = commit
     txn.abort = abort
-
-
-def transaction_manager_of(txn: Any) -> Any:
-    """``transaction.Transaction._manager``, the manager that began ``txn``
-    (``None`` once it ended): a data manager is to expose it as its
-    ``transaction_manager`` (``IDataManager``), and a transaction has no
-    public way to name its manager. (tgstream.live's in-process backend.)"""
-    return getattr(txn, '_manager', None)
 
 
 def undefer_commit_abort(txn: Any) -> None:
@@ -270,3 +254,125 @@ def toolbar_refresh_sql_panel(toolbar: Any, response: Any) -> None:
     for panel in getattr(toolbar, 'panels', ()):
         if isinstance(panel, SQLADebugPanel):
             panel.process_response(response)
+
+
+# -- zope.sqlalchemy ---------------------------------------------------------
+
+
+def mark_session_changed(session: Any) -> None:
+    """zope.sqlalchemy's ``datamanager._SESSION_STATE`` (the sessions joined
+    to a transaction): ``mark_changed`` a session that joined, so a
+    transaction that only ran statements (no flush) commits instead of
+    rolling back -- and never joins a session that did not (``mark_changed``
+    would). zope.sqlalchemy has no public "is this session joined" test.
+    Without zope.sqlalchemy there is nothing to do."""
+    try:
+        from zope.sqlalchemy import datamanager
+    except ImportError:  # pragma: no cover - not a zope.sqlalchemy app
+        return
+    real = session() if hasattr(session, 'registry') else session  # scoped_session
+    if datamanager._SESSION_STATE.get(real) is not None:
+        datamanager.mark_changed(real)
+
+
+# -- Pyramid's tween registry ------------------------------------------------
+
+
+def wrap_tween_factory(registry: Any, name: str, wrap: Callable) -> bool:
+    """Replace the factory Pyramid registered for tween ``name`` (in the
+    ``ITweens`` utility: ``Tweens.sorter.name2val`` for the implicit chain,
+    ``Tweens.explicit`` for ``pyramid.tweens``) with ``wrap(factory)``;
+    ``False`` if there is no such tween. Pyramid has no API to decorate a
+    tween another add-on registered. Run it once the tweens are registered
+    (a late configuration action)."""
+    from pyramid.interfaces import ITweens
+
+    tweens = registry.queryUtility(ITweens)
+    if tweens is None:
+        return False
+    found = False
+    for index, (tween_name, factory) in enumerate(tweens.explicit):
+        if tween_name == name:
+            tweens.explicit[index] = (tween_name, wrap(factory))
+            found = True
+    implicit = tweens.sorter.name2val
+    if name in implicit:
+        implicit[name] = wrap(implicit[name])
+        found = True
+    return found
+
+
+# -- opentelemetry-instrumentation-pyramid -----------------------------------
+# Its tween ends the server span and records the request metrics when the
+# view returns, keeping its state in the WSGI environ (callbacks.py). The
+# public hook it would need: see docs/observability.rst, "Upstream".
+
+#: ``callbacks.TWEEN_NAME``
+OTEL_TWEEN = 'opentelemetry.instrumentation.pyramid.trace_tween_factory'
+#: ``callbacks._ENVIRON_SPAN_KEY``: the request's server span
+OTEL_SPAN_KEY = 'opentelemetry-pyramid.span_key'
+#: ``callbacks._ENVIRON_ACTIVATION_KEY``: the ``trace.use_span(span,
+#: end_on_exit=True)`` its tween exits when the view returned
+OTEL_ACTIVATION_KEY = 'opentelemetry-pyramid.activation_key'
+#: ``callbacks._ENVIRON_STARTTIME_KEY``: ``time_ns()`` when its tween started
+OTEL_STARTTIME_KEY = 'opentelemetry-pyramid.starttime_key'
+
+#: the instruments ``trace_tween_factory`` closes over, and their units
+OTEL_REQUEST_INSTRUMENTS = {
+    'duration_histogram_old': 'ms',
+    'duration_histogram_new': 's',
+    'active_requests_counter': '{request}',
+}
+
+
+def otel_request_instruments(tween: Any) -> dict[str, Any]:
+    """The request-duration histograms and the active-requests counter of the
+    instrumentation's ``trace_tween`` (the closure of the function
+    ``trace_tween_factory`` returns), by name; ``{}`` for its disabled tween.
+    They are created inside the factory and not reachable otherwise."""
+    code = getattr(tween, '__code__', None)
+    if code is None or getattr(tween, '__name__', '') != 'trace_tween':
+        return {}
+    cells = dict(zip(code.co_freevars, tween.__closure__ or ()))
+    return {
+        name: cells[name].cell_contents
+        for name in OTEL_REQUEST_INSTRUMENTS
+        if name in cells and cells[name].cell_contents is not None
+    }
+
+
+class otel_span_end_deferred:
+    """Exit the instrumentation's activation (``trace.use_span(...,
+    end_on_exit=True)``: it detaches the span's context, then calls
+    ``span.end()``) without ending the span: ``span.end`` is shadowed by a
+    no-op instance attribute for the exit. The context must be detached
+    where it was attached, when the view returns; the span ends later."""
+
+    def __init__(self, span: Any):
+        self.span = span
+
+    def __enter__(self) -> None:
+        self.span.end = _no_end
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.span.__dict__.pop('end', None)
+
+
+def _no_end(end_time: Any = None) -> None:
+    pass
+
+
+def otel_context_var() -> Any:
+    """The ``ContextVar`` behind OpenTelemetry's default runtime context
+    (``opentelemetry.context._RUNTIME_CONTEXT._current_context``, a
+    ``ContextVarsRuntimeContext``): ``attach``/``detach`` are its
+    ``set``/``reset`` behind two calls each, and a stream sets it around
+    every step. ``None`` with another runtime context
+    (``OTEL_PYTHON_CONTEXT``): then the public ``attach``/``detach``."""
+    from opentelemetry import context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+    runtime = getattr(context, '_RUNTIME_CONTEXT', None)
+    if type(runtime) is not ContextVarsRuntimeContext:
+        return None
+    return getattr(runtime, '_current_context', None)

@@ -46,8 +46,11 @@ class Coalescer:
         chunk_size: int,
         flush_interval: float,
         client_gone: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.iterator = iter(items)
+        #: seconds, monotonic: the stream's clock (tests give a fake one)
+        self.clock = clock
         self.encoder = encoder
         self.name = name
         self.chunk_size = chunk_size
@@ -79,9 +82,14 @@ class Coalescer:
             if item is flush:
                 continue
             data = self.encode(item)
-            self.last_write = time.monotonic()
+            self.written()
             return data
         return None
+
+    def written(self) -> None:
+        """The bytes handed out so far were written: ``flush_interval``
+        counts from now."""
+        self.last_write = self.clock()
 
     def collect(self, buffered: list[bytes], fast_pull: float, fast_run: int) -> bool:
         """Pull and encode items into ``buffered`` until they should be
@@ -91,14 +99,14 @@ class Coalescer:
         ``fast_run``, then coalesce up to chunk_size bytes or flush_interval
         seconds. A WSGI stream cannot write while the view blocks, so
         holding an item is a bet that the next pull is fast: only a long run
-        of fast pulls makes that bet.
+        of fast pulls makes that bet. A failure ends the run.
         """
         size = 0
         flush_each = self.encoder.flush_each
         chunk_size = self.chunk_size
         flush_interval = self.flush_interval
         last_write = self.last_write
-        monotonic = time.monotonic
+        monotonic = self.clock
         run = self.run
         # the one client check, called only when there is a probe
         check_client = self.check_client if self.client_gone is not None else None
@@ -152,6 +160,9 @@ class Coalescer:
                 ):
                     exhausted = False
                     break
+        except BaseException:
+            self.run = 0
+            raise
         finally:
             # what was yielded before a failure (or the end) is still encoded
             if pending:

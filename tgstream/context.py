@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from ._compat import threadlocal_stack
 
+#: environ key of an optional hook entered around every step as well: an
+#: object with ``enter() -> token`` and ``exit(token)`` (tgstream.otel keeps
+#: the request's trace context current with it)
+STEP_HOOK_KEY = 'tgstream.step_hook'
+
 
 class request_context:
     """Make ``request`` the current request (and its registry) for a block.
@@ -20,15 +25,23 @@ class request_context:
     ``next()`` of a stream, where ``StopIteration`` passes through it.
     """
 
-    __slots__ = ('info', 'depth')
+    __slots__ = ('info', 'depth', 'hook', 'token')
 
     def __init__(self, request):
         self.info = {'request': request, 'registry': request.registry}
+        self.hook = getattr(request, 'environ', _NO_ENVIRON).get(STEP_HOOK_KEY)
 
     def __enter__(self) -> None:
         stack = threadlocal_stack()
         self.depth = len(stack)
         stack.append(self.info)
+        if self.hook is not None:
+            self.token = self.hook.enter()
 
     def __exit__(self, *exc_info) -> None:
+        if self.hook is not None:
+            self.hook.exit(self.token)
         del threadlocal_stack()[self.depth:]
+
+
+_NO_ENVIRON: dict = {}

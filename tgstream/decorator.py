@@ -1,6 +1,7 @@
 """``expose``: a TurboGears-style view decorator built on ``view_config``."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sequence, TypeVar
 
 from pyramid.exceptions import ConfigurationError
@@ -30,9 +31,13 @@ class expose:
       ``Content-Disposition: attachment`` with that download name;
     - ``columns`` and ``dialect`` go into ``stream_options`` (CSV streams).
 
-    Everything else is passed to ``view_config`` (``route_name``,
-    ``request_method``, ``permission``, ``stream_transaction``, ...), and the
-    view is registered by ``config.scan()``. A ``content_type`` *predicate*
+    Each has one spelling here: ``expose(stream_content_type=...)``,
+    ``expose(stream_filename=...)`` and ``columns``/``dialect`` inside
+    ``stream_options`` still work but are deprecated (a
+    ``DeprecationWarning``). Everything else is passed to ``view_config``
+    (``route_name``, ``request_method``, ``permission``,
+    ``stream_transaction``, ``stream_options``, ...), and the view is
+    registered by ``config.scan()``. A ``content_type`` *predicate*
     of another add-on (cornice) needs ``view_config``, not ``expose``.
 
     Example::
@@ -58,6 +63,7 @@ class expose:
         **view_config_args: Any,
     ):
         settings = dict(view_config_args)
+        _warn_second_spellings(settings)
         if renderer is not None:
             settings['renderer'] = renderer
         if stream:
@@ -94,3 +100,24 @@ class expose:
         settings = dict(self.settings)
         depth = settings.pop('_depth', 0) + 1
         return view_config(_depth=depth, **settings)(wrapped)
+
+
+def _warn_second_spellings(settings: dict) -> None:
+    # Deprecated: the view options' own names given to expose (view_config
+    # and add_view keep them; expose has its TurboGears keywords).
+    for keyword, option in TRANSLATED.items():
+        if option in settings:
+            _deprecated('expose(%s=...)' % option, 'expose(%s=...)' % keyword)
+    stream_options = settings.get('stream_options')
+    if isinstance(stream_options, dict):
+        for key in ('columns', 'dialect'):
+            if key in stream_options:
+                _deprecated(
+                    "expose(stream_options={'%s': ...})" % key, 'expose(%s=...)' % key
+                )
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        '%s is deprecated; use %s' % (old, new), DeprecationWarning, stacklevel=4
+    )

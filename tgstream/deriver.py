@@ -19,7 +19,7 @@ from pyramid.response import Response
 from pyramid.util import object_description
 
 from .headers import content_disposition, is_media_type
-from .lifecycle import hand_over
+from .lifecycle import POLICY_KEY, hand_over, stream_response
 from .renderers import (
     IStreamRendererFactory,
     check_iterable,
@@ -27,7 +27,6 @@ from .renderers import (
     renderer_accepts_mapping,
 )
 from .settings import TRANSACTION_POLICIES, get_settings
-from .tween import POLICY_KEY, stream_response
 
 #: The view options tgstream adds to every view: its own, prefixed names
 #: only, since Pyramid hands an option to every deriver and predicate of that
@@ -133,9 +132,6 @@ def stream_view(view, info):
         if disposition is not None:
             response.headers['Content-Disposition'] = disposition
         result = view(context, request)
-        # a live stream (tgstream.listen) asks for the ``view`` policy
-        chosen = (policy or getattr(result, 'tgstream_transaction', None)
-                  or settings.transaction)
         # Adapted the way Pyramid's rendered_view does: a registered
         # response adapter (config.add_response_adapter) makes a Response.
         if result.__class__ is Response:
@@ -143,11 +139,11 @@ def stream_view(view, info):
         else:
             adapted = registry.queryAdapterOrSelf(result, IResponse)
         if adapted is not None:
-            return stream_response(request, adapted, chosen, settings, True)
+            return stream_response(request, adapted, policy, settings, True, origin=result)
         items, encoder = renderer(check_iterable(result, name, accepts_mapping), request)
         hand_over(
             request, response, items, encoder,
-            name=name, policy=chosen, settings=settings,
+            name=name, policy=policy, settings=settings, origin=result,
         )
         return response
 

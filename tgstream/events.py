@@ -8,6 +8,7 @@ of tgstream, so any module may use :func:`transaction_outcome`.
 from __future__ import annotations
 
 import enum
+import warnings
 from typing import Any
 
 
@@ -39,9 +40,8 @@ class TransactionOutcome(_Text):
 
 
 class Recorded(_Text):
-    """What :mod:`tgstream.transaction` and :mod:`tgstream.sessions` record
-    while they finish a stream's transaction
-    (``StreamIterator.transaction_outcome``); :func:`transaction_outcome`
+    """What :mod:`tgstream.transaction` and :mod:`tgstream.sessions` return
+    when they finish a stream's transaction; :func:`transaction_outcome`
     maps it to a :class:`TransactionOutcome`."""
 
     NOT_MANAGED = 'not managed'
@@ -73,7 +73,7 @@ _TRANSACTION: dict[str, TransactionOutcome] = {
 
 def transaction_outcome(recorded: str | None) -> TransactionOutcome:
     """``'committed'``, ``'aborted'`` or ``'not managed'`` for a stream's
-    recorded transaction state (``StreamIterator.transaction_outcome``).
+    recorded transaction state (a :class:`Recorded`).
 
     ``'not managed'`` covers every case where tgstream did not finish a
     transaction for the stream: no pyramid_tm (and no
@@ -104,7 +104,7 @@ class StreamFinished:
     ``request``
         the request the stream belonged to;
     ``stream``
-        the :class:`tgstream.StreamIterator` (``stream.name`` names the view);
+        the :class:`tgstream.stream.StreamIterator` (``stream.name`` names the view);
     ``outcome``
         ``'completed'`` (every item sent), ``'error'`` (an exception in the
         stream, its encoder or the final commit), ``'disconnected'`` (the
@@ -116,8 +116,7 @@ class StreamFinished:
         :func:`transaction_outcome`);
     ``items``, ``bytes``, ``duration``
         items encoded, bytes handed to the server, seconds from the stream's
-        creation (in the view) to its close (``transaction_outcome``,
-        ``items_sent`` and ``bytes_sent`` are aliases);
+        creation (in the view) to its close;
     ``exception``
         the exception of an ``'error'`` outcome, else ``None``.
 
@@ -129,31 +128,36 @@ class StreamFinished:
         config.add_subscriber(count_streams, StreamFinished)
     """
 
-    def __init__(self, request, stream: Any):
+    def __init__(
+        self, request, stream: Any,
+        transaction: str = TransactionOutcome.NOT_MANAGED,
+    ):
         self.request = request
         self.stream = stream
         self.outcome: Outcome = stream.outcome
-        self.transaction: TransactionOutcome = transaction_outcome(stream.transaction_outcome)
+        self.transaction: TransactionOutcome = TransactionOutcome(transaction)
         self.items: int = stream.items_sent
         self.bytes: int = stream.bytes_sent
         self.duration: float = stream.duration
         self.exception: BaseException | None = stream.exception
 
-    # The issue's wording, as aliases: "the transaction outcome", "items and
-    # bytes sent".
+    # Deprecated: one name per fact (changes/24.rst).
     @property
     def transaction_outcome(self) -> str:
-        """Alias of :attr:`transaction`."""
+        """Deprecated alias of :attr:`transaction`."""
+        _deprecated('transaction_outcome', 'transaction')
         return self.transaction
 
     @property
     def items_sent(self) -> int:
-        """Alias of :attr:`items`."""
+        """Deprecated alias of :attr:`items`."""
+        _deprecated('items_sent', 'items')
         return self.items
 
     @property
     def bytes_sent(self) -> int:
-        """Alias of :attr:`bytes`."""
+        """Deprecated alias of :attr:`bytes`."""
+        _deprecated('bytes_sent', 'bytes')
         return self.bytes
 
     @property
@@ -166,3 +170,11 @@ class StreamFinished:
             self.stream.name, self.outcome, self.transaction,
             self.items, self.bytes,
         )
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(
+        'StreamFinished.%s is deprecated and will be removed; use '
+        'StreamFinished.%s' % (name, instead),
+        DeprecationWarning, stacklevel=3,
+    )

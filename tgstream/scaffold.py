@@ -4,7 +4,7 @@ The template ships inside the package (``tgstream/scaffolds/starter``; the
 checkout's top-level ``scaffolds/`` points at it). The command runs
 cookiecutter on it and passes every argument through::
 
-    pip install "tgstream[scaffold]"
+    pip install -e ".[scaffold]"         # in a checkout of tgstream
     tgstream-create                      # asks for the project name
     tgstream-create --no-input project_name="Shop Feed" -o ~/src
 
@@ -25,6 +25,33 @@ from pathlib import Path
 
 #: the directory holding tgstream's cookiecutter templates
 TEMPLATES = Path(__file__).resolve().with_name('scaffolds')
+
+USAGE = """\
+Usage: tgstream-create [OPTIONS] [KEY=VALUE]...
+
+  Create a Pyramid project that streams with tgstream, from tgstream's
+  cookiecutter template ("starter"). KEY=VALUE pairs answer the template's
+  questions ahead: project_name, repo_name, use_alembic (yes/no).
+
+  Example: tgstream-create --no-input project_name="Shop Feed" -o ~/src
+
+Options:
+  --no-input                   Ask nothing: the defaults and KEY=VALUE pairs.
+  -o, --output-dir PATH        Where to create the project (default: here).
+  -f, --overwrite-if-exists    Write into an existing project directory.
+  -s, --skip-if-file-exists    With -f: keep the files that exist.
+  --config-file PATH           A cookiecutter user config file.
+  --default-config             Ignore the user's cookiecutter config.
+  -v, --verbose                Print what cookiecutter does.
+  -V, --version                Print tgstream's version and exit.
+  -h, --help                   Show this message and exit.
+
+The project requires the tgstream that runs this command (its checkout or
+wheel, until tgstream is on the package index); see docs/scaffold.rst.
+"""
+# cookiecutter options that choose another template or replay an old run:
+# they make no sense for tgstream's own template
+REFUSED = ('-c', '--checkout', '--directory', '--replay', '--replay-file', '--list-installed')
 
 
 def template_path(name: str = 'starter') -> Path:
@@ -72,13 +99,28 @@ def tgstream_requirement(dist: metadata.Distribution | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run cookiecutter's command line on the ``starter`` template."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if '-h' in args or '--help' in args:
+        sys.stdout.write(USAGE)
+        return 0
+    if '-V' in args or '--version' in args:
+        sys.stdout.write('tgstream-create (tgstream %s)\n' % metadata.version('tgstream'))
+        return 0
+    refused = [a for a in args if a.split('=', 1)[0] in REFUSED
+               or (not a.startswith('-') and '=' not in a and not _is_option_value(args, a))]
+    if refused:
+        sys.stderr.write(
+            'tgstream-create: %s: not an option of tgstream-create (it always uses '
+            "tgstream's own template; answers are KEY=VALUE)\n\n%s" % (' '.join(refused), USAGE)
+        )
+        return 2
     if not any(a.startswith('_tgstream_requirement=') for a in args):
         args.append('_tgstream_requirement=%s' % tgstream_requirement())
     try:
         from cookiecutter.cli import main as cookiecutter_command
     except ImportError:
         sys.stderr.write(
-            'tgstream-create needs cookiecutter: pip install "tgstream[scaffold]"\n'
+            'tgstream-create needs cookiecutter: pip install cookiecutter '
+            '(or tgstream\'s "scaffold" extra)\n'
         )
         return 2
     try:
@@ -88,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # click exits; return its status instead
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def _is_option_value(args: list[str], arg: str) -> bool:
+    """Whether ``arg`` is the value of the option before it (``-o DIR``)."""
+    i = args.index(arg)
+    return i > 0 and args[i - 1] in ('-o', '--output-dir', '--config-file', '--debug-file')
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -4,10 +4,17 @@ tgstream logs a failed stream itself (``stream ... failed for GET /path:
 outcome=error ...`` with the traceback), then raises the error to the server
 so that it cuts the response. The server logs it again (waitress:
 ``Exception while serving /path``, gunicorn: ``Error handling request``),
-with a second full traceback. :class:`ServerLogFilter`, installed on those
-servers' loggers by ``config.include('tgstream')``, keeps that second record
-to one short line naming the error, for exceptions tgstream has already
-logged; every other record passes untouched.
+with a second full traceback. :class:`ServerLogFilter` keeps that second
+record to one short line naming the error, for exceptions tgstream has
+already logged; every other record passes untouched.
+
+It is opt-in (``config.include('tgstream')`` leaves other libraries' loggers
+alone). Either set ``tgstream.shorten_server_log = true`` (the filter is
+added to the ``waitress`` and ``gunicorn.error`` loggers when the
+configuration is committed), or name the filter in a ``logging.dictConfig``::
+
+    'filters': {'tgstream': {'()': 'tgstream.serverlog.ServerLogFilter'}},
+    'loggers': {'waitress': {'filters': ['tgstream'], ...}},
 """
 from __future__ import annotations
 

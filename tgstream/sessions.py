@@ -81,32 +81,27 @@ class SessionFinisher:
         self.committed = False
         self.thread_id = threading.get_ident()
 
-    @classmethod
-    def attach(cls, stream, session, managed: bool) -> 'SessionFinisher':
-        self = cls(session, managed)
-        if not managed:
-            stream.before_end.append(self.commit)
-        stream.on_close.append(self.close)
-        return self
-
     def commit(self) -> None:
+        """The stream is exhausted: flush and commit (without pyramid_tm)."""
         commit_session(self.session)
         self.committed = True
 
-    def close(self, stream) -> None:
+    def close(self, name: str) -> Recorded | None:
+        """The stream ``name`` was closed: abort what is still open, remove
+        the session; return the transaction's final state (``None`` when
+        pyramid_tm manages it, or when closed on another thread)."""
         if threading.get_ident() != self.thread_id:
             # scoped sessions and transaction.manager are thread-local: on
             # another thread (garbage collection) they are someone else's.
             log.warning(
                 'stream %s was closed on another thread; its thread-local '
-                'session was left to that thread\'s next request', stream.name
+                'session was left to that thread\'s next request', name
             )
-            return
+            return None
         if self.managed:
             _dispose(self.session)
-            return
+            return None
         if not self.committed:
             abort_session(self.session)
-            stream.transaction_outcome = Recorded.ABORTED
-        else:
-            stream.transaction_outcome = Recorded.COMMITTED
+            return Recorded.ABORTED
+        return Recorded.COMMITTED

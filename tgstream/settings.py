@@ -47,6 +47,17 @@ class StreamSettings:
     #: ``tgstream.compress``: gzip streams for clients that accept it, with
     #: a sync flush per write (never ``text/event-stream``); off by default.
     compress: bool = False
+    #: ``tgstream.detect_generators``: the stream tween takes over a plain
+    #: ``Response(app_iter=<generator>)``; false: only ``stream=True`` views
+    #: stream (there is no tween).
+    detect_generators: bool = True
+    #: ``tgstream.shorten_server_log``: add
+    #: :class:`tgstream.serverlog.ServerLogFilter` to waitress' and
+    #: gunicorn's loggers; off by default (no global side effect).
+    shorten_server_log: bool = False
+    #: ``tgstream.otel``: OpenTelemetry spans and metrics of streams, when
+    #: OpenTelemetry is installed (tgstream.otel).
+    otel: bool = True
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -157,6 +168,9 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ),
     ('tgstream.toolbar', 'toolbar', as_bool),
     ('tgstream.compress', 'compress', as_bool),
+    ('tgstream.detect_generators', 'detect_generators', as_bool),
+    ('tgstream.shorten_server_log', 'shorten_server_log', as_bool),
+    ('tgstream.otel', 'otel', as_bool),
 )
 
 KNOWN_SETTINGS = frozenset(key for key, _, _ in _PARSERS)

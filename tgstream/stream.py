@@ -10,19 +10,22 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn
 
 from ._compat import client_disconnected_error
 from .coalesce import FAST_PULL, FAST_RUN, Coalescer
 from .coalesce import ClientGone as _ClientGone
 from .context import request_context
-from .events import Outcome, Recorded, transaction_outcome
+from .events import Outcome, TransactionOutcome
 from .items import StreamEncodeError, flush
 from .renderers.encoders import Encoder
 from .serverlog import mark_logged
 
-# (flush and StreamEncodeError: importable from here as before)
-__all__ = ['FAST_PULL', 'FAST_RUN', 'StreamEncodeError', 'StreamIterator', 'flush']
+if TYPE_CHECKING:
+    from .lifecycle import Lifecycle
+
+# (flush and StreamEncodeError: importable from here too)
+__all__ = ['FAST_PULL', 'FAST_RUN', 'StreamEncodeError', 'StreamIterator', 'flush', 'is_stream']
 
 log = logging.getLogger('tgstream')
 
@@ -48,43 +51,39 @@ def _close_delimited(request) -> bool:
 
 
 class StreamIterator:
-    """Iterate a view's items inside its request; clean up exactly once.
+    """Iterate a view's items inside its request; close exactly once.
 
     - :meth:`prime` fetches and encodes the first item while the view is still
       running (inside the tween chain), so errors raised before the first
       item become normal error responses.
     - Every ``next()`` and :meth:`close` runs with the request pushed as
       Pyramid's current request.
-    - Every item is written as soon as it is yielded (one write per item)
-      until the view's iterable has delivered :data:`FAST_RUN` items in a
-      row, each within :data:`FAST_PULL` seconds of the one before; only
-      then are items joined into writes of up to ``chunk_size`` bytes (or
-      ``flush_interval`` seconds). A slow pull ends the run. What can be
-      held is the tail of a long fast run followed by a pause: less than
-      ``chunk_size`` bytes, released by the next item, :data:`flush` or the
-      end.
+    - Which items go into one write is :class:`tgstream.coalesce.Coalescer`'s
+      rule (write through until a long run of fast pulls, then coalesce up to
+      ``chunk_size`` bytes or ``flush_interval`` seconds).
     - If the view's iterable (or an encoder, or the commit) fails while items
       are held, those items are written first and the error is raised from
       the following ``next()``.
-    - When the items are exhausted, the ``before_end`` hooks run (the
+    - When the items are exhausted, the lifecycle's ``end()`` runs (the
       transaction commits) *before* the encoder's closing bytes are
       produced; an error there is raised from ``next()`` so the server cuts
       the response.
-    - :meth:`close` closes the view's iterable, then runs the ``on_close``
-      hooks; each step runs even if an earlier one raised.
+    - :meth:`close` decides the outcome once, under a lock, then runs the
+      close sequence of its :class:`tgstream.lifecycle.Lifecycle` (which
+      starts by closing the view's iterable).
 
-    ``fast_pull`` and ``fast_run`` (class attributes, :data:`FAST_PULL` and
-    :data:`FAST_RUN`) may be set per stream, e.g. in tests. The delivery
-    rule and the encoding are :class:`tgstream.coalesce.Coalescer`'s (the
-    stream's ``coalescer``); this class keeps the request context, the
-    hooks, closing once and the outcome.
-
-    It never defines ``__len__`` (waitress would take a one-item iterable's
-    length as the Content-Length).
+    ``fast_pull``, ``fast_run`` and ``clock`` (class attributes:
+    :data:`FAST_PULL`, :data:`FAST_RUN`, ``time.monotonic``) may be set per
+    stream or per class, e.g. in tests. It never defines ``__len__``
+    (waitress would take a one-item iterable's length as the
+    Content-Length). Use :func:`tgstream.is_stream` to ask whether a
+    response's body is one.
     """
 
     fast_pull: float = FAST_PULL
     fast_run: int = FAST_RUN
+    #: the one clock of a stream and its coalescer (seconds, monotonic)
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(
         self,
@@ -106,7 +105,11 @@ class StreamIterator:
             items, encoder, name=self.name,
             chunk_size=chunk_size, flush_interval=flush_interval,
             client_gone=probe if callable(probe) else None,
+            clock=self.clock,
         )
+        #: what runs at the start, the end and the close (tgstream.lifecycle);
+        #: ``None`` for a stream that was never handed over
+        self.lifecycle: Lifecycle | None = None
         self._pending: bytes | None = None
         self._exhausted = False
         self._finished = False  # final bytes handed to the server
@@ -117,19 +120,12 @@ class StreamIterator:
         # an error met while items were held: raised after they are written
         self._stored_error: Exception | None = None
         self._context: Any = _MISSING
-        #: hooks: ``on_start()`` before the first ``next()`` pulls an item,
-        #: ``before_end()`` at exhaustion before the closing bytes,
-        #: ``on_close(stream)`` when the stream is closed.
-        self.on_start: list[Callable[[], None]] = []
-        self.before_end: list[Callable[[], None]] = []
-        self.on_close: list[Callable[[StreamIterator], None]] = []
         self._started = False
         #: facts for events and logs
         self.bytes_sent = 0
-        self.started_at = time.monotonic()
+        self.started_at = self.clock()
         self.outcome: Outcome | None = None
         self.exception: BaseException | None = None
-        self.transaction_outcome: str = Recorded.NOT_MANAGED
         self.ended_at: float | None = None
 
     @property
@@ -161,7 +157,7 @@ class StreamIterator:
             # never handed over, so it is closed here, once (a later garbage
             # collection must not close it again and pop request.context).
             self._closed = True
-            self._close_source()
+            self.close_source()
             raise
         if first is None:
             self._exhausted = True
@@ -191,8 +187,8 @@ class StreamIterator:
                 self.coalescer.check_client()
                 if not self._started:
                     self._started = True
-                    for hook in self.on_start:
-                        hook()
+                    if self.lifecycle is not None:
+                        self.lifecycle.start()
                 return self._next_chunk()
             except StopIteration:
                 raise
@@ -230,7 +226,6 @@ class StreamIterator:
         try:
             exhausted = self.coalescer.collect(buffered, self.fast_pull, self.fast_run)
         except Exception as exc:
-            self.coalescer.run = 0
             if not buffered:
                 raise
             # Deliver what was yielded before the failure; fail next time.
@@ -247,8 +242,8 @@ class StreamIterator:
         # when the client is known to be gone.
         try:
             self.coalescer.check_client()
-            for hook in self.before_end:
-                hook()
+            if self.lifecycle is not None:
+                self.lifecycle.end()
         except Exception as exc:
             if not data:
                 raise
@@ -264,34 +259,26 @@ class StreamIterator:
 
     def _wrote(self, data: bytes) -> bytes:
         self.bytes_sent += len(data)
-        self.coalescer.last_write = time.monotonic()
+        self.coalescer.written()
         return data
 
     def _disconnected(self) -> NoReturn:
         # The client left while the stream ran: close (abort) now, then tell
         # the server, which cuts the response quietly.
-        self.outcome = Outcome.DISCONNECTED
-        self.close()
+        self._close(Outcome.DISCONNECTED)
         raise client_disconnected_error() from None
 
-    def _close_with_error(self, exc: BaseException) -> tuple:
-        # Close with outcome ``error``; the request (taken first: a closed
-        # stream holds it weakly), its method and path, for the log line.
-        request = self.request
-        self.outcome = Outcome.ERROR
-        self.exception = exc
-        self.close()
-        return request, getattr(request, 'method', '?'), getattr(request, 'path_qs', '?')
-
     def _fail(self, exc: BaseException) -> None:
-        request, method, path = self._close_with_error(exc)
-        # Logged after close(): the transaction's outcome is known by then.
+        self._close(Outcome.ERROR, exc)
+
+    def _log_failure(self, request, exc: BaseException, transaction: str) -> None:
+        # Logged after the close: the transaction's outcome is known by then.
         # The same facts as the StreamFinished event.
         log.error(
             'stream %s failed for %s %s: outcome=error transaction=%s '
             'items=%d bytes=%d duration=%.3fs; the response is cut: %s',
-            self.name, method, path,
-            transaction_outcome(self.transaction_outcome),
+            self.name, getattr(request, 'method', '?'), getattr(request, 'path_qs', '?'),
+            transaction,
             self.items_sent,
             self.bytes_sent,
             self.duration,
@@ -299,6 +286,7 @@ class StreamIterator:
             exc_info=exc,
         )
         # the server logs it again when it cuts the response: keep that short
+        # (tgstream.serverlog, if the application opted in)
         mark_logged(exc)
         if _close_delimited(request):
             log.warning(
@@ -316,15 +304,15 @@ class StreamIterator:
         header, a ``NewResponse`` subscriber, a later response callback):
         the outcome is ``error``, the transaction is aborted.
         """
-        if self._closed:
+        request = self.request
+        transaction = self._close(Outcome.ERROR, exc, log_failure=False)
+        if transaction is None:
             return
-        _, method, path = self._close_with_error(exc)
         log.error(
             'stream %s for %s %s was never sent: %s failed %s; outcome=error '
             'transaction=%s',
-            self.name, method, path, _describe_error(exc),
-            where or 'after the hand-over',
-            transaction_outcome(self.transaction_outcome),
+            self.name, getattr(request, 'method', '?'), getattr(request, 'path_qs', '?'),
+            _describe_error(exc), where or 'after the hand-over', transaction,
         )
 
     def _restore_context(self) -> None:
@@ -336,48 +324,58 @@ class StreamIterator:
     # -- closing -----------------------------------------------------------
 
     def close(self) -> None:
-        """Close the view's iterable, then run the ``on_close`` hooks.
+        """End the stream: decide its outcome, then run its close sequence.
 
         Idempotent and safe on any thread (a stream dropped by the server is
-        closed by the garbage collector).
+        closed by the garbage collector): concurrent calls close it once.
         """
-        stored = self._stored_error
-        if stored is not None and not self._closed:
-            # closed before the error held back behind the last items was
-            # raised: it is still the stream's outcome (and is logged)
-            self._stored_error = None
-            if isinstance(stored, _ClientGone):
-                self.outcome = Outcome.DISCONNECTED
-            else:
-                self._fail(stored)
-                return
+        self._close()
+
+    def _close(
+        self, outcome: Outcome | None = None, exc: BaseException | None = None,
+        log_failure: bool = True,
+    ) -> TransactionOutcome | None:
+        # Close once: the outcome is decided under the lock, by the first
+        # caller only; the close sequence runs outside it. Returns the
+        # transaction's outcome, or None if the stream was already closed.
         with self._lock:
             if self._closed:
-                return
+                return None
             self._closed = True
-        self.ended_at = time.monotonic()
-        if self.outcome is None:
-            self.outcome = Outcome.DISCONNECTED if self._started else Outcome.ABORTED
-        with request_context(self.request):
-            self._close_source()
-            for hook in self.on_close:
-                try:
-                    hook(self)
-                except Exception:
-                    log.exception(
-                        'stream %s: error while closing (%r)', self.name, hook
-                    )
-            self.request.__dict__.pop('context', None)
-        # The hooks hold objects that hold the stream: drop them, so a
-        # closed stream is freed by reference counting, not by the cyclic
-        # garbage collector.
-        self.on_start = []
-        self.before_end = []
-        self.on_close = []
+            stored, self._stored_error = self._stored_error, None
+            if outcome is None and stored is not None:
+                # closed before the error held back behind the last items
+                # was raised: it is still the stream's outcome (and logged)
+                if isinstance(stored, _ClientGone):
+                    outcome = Outcome.DISCONNECTED
+                else:
+                    outcome, exc = Outcome.ERROR, stored
+            if outcome is not None:
+                self.outcome = outcome
+            elif self.outcome is None:
+                self.outcome = Outcome.DISCONNECTED if self._started else Outcome.ABORTED
+            if exc is not None:
+                self.exception = exc
+        self.ended_at = self.clock()
+        request = self.request
+        lifecycle = self.lifecycle
+        with request_context(request):
+            if lifecycle is None:
+                self.close_source()
+                transaction = TransactionOutcome.NOT_MANAGED
+            else:
+                transaction = lifecycle.close(self)
+            request.__dict__.pop('context', None)
+        # request -> response -> stream -> request, and the lifecycle's
+        # objects hold the stream: after the close the stream holds its
+        # request weakly and nothing else, so it is freed by reference
+        # counting, not by the cyclic garbage collector.
+        self.lifecycle = None
         self._context = _MISSING
-        # request -> response -> stream -> request: after the close the
-        # stream only holds its request weakly.
         self._request_ref = weakref.ref(self.__dict__.pop('request'))
+        if log_failure and exc is not None and self.outcome is Outcome.ERROR:
+            self._log_failure(request, exc, transaction)
+        return transaction
 
     @property
     def request(self):
@@ -392,9 +390,12 @@ class StreamIterator:
     def request(self, request) -> None:
         self.__dict__['request'] = request
 
-    def _close_source(self) -> None:
-        # The view's iterable's close() -- or its iterator's, if only that
-        # has one (an iterable class returning a generator).
+    def close_source(self) -> None:
+        """Close the view's iterable (step 1 of the close sequence).
+
+        Its ``close()`` -- or its iterator's, if only that has one (an
+        iterable class returning a generator). An error there is logged.
+        """
         close = getattr(self.source, 'close', None)
         if close is None:
             close = getattr(self.coalescer.iterator, 'close', None)
@@ -412,7 +413,7 @@ class StreamIterator:
     @property
     def duration(self) -> float:
         """Seconds from the stream's creation to its close (or to now)."""
-        return (self.ended_at or time.monotonic()) - self.started_at
+        return (self.ended_at or self.clock()) - self.started_at
 
     def __del__(self) -> None:
         # A server that drops the iterable without close() (PEP 3333 says it
@@ -425,3 +426,26 @@ class StreamIterator:
 
     def __repr__(self) -> str:
         return '<tgstream.StreamIterator %s>' % self.name
+
+
+def is_stream(response: Any) -> bool:
+    """Is ``response``'s body a tgstream stream?
+
+    True for the response of a ``stream=True`` view and for a
+    ``Response(app_iter=<generator>)`` the stream tween took over (also when
+    ``tgstream.compress`` gzips it), once the view has returned -- e.g. in a
+    tween over tgstream's, or a response callback. Use it to leave streams
+    alone (a compression or caching tween must not read their body).
+
+    Example::
+
+        def my_tween(request):
+            response = handler(request)
+            if not tgstream.is_stream(response):
+                add_etag(response)
+            return response
+    """
+    body = getattr(response, 'app_iter', None)
+    return isinstance(body, StreamIterator) or isinstance(
+        getattr(body, 'stream', None), StreamIterator
+    )

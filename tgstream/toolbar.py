@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pyramid.settings import asbool
-from pyramid.tweens import EXCVIEW, INGRESS, MAIN
+from pyramid.tweens import EXCVIEW, MAIN
 
 from ._compat import (
     TM_TWEEN,
@@ -48,6 +48,7 @@ from .settings import get_settings
 from .stream import StreamIterator
 
 TOOLBAR_TWEEN = 'pyramid_debugtoolbar.toolbar_tween_factory'
+GUARD_TWEEN = 'tgstream.toolbar.toolbar_guard_tween_factory'
 
 #: the content types the toolbar injects its button into (exact match)
 HTML_TYPES = ('text/html', 'application/xhtml+xml')
@@ -63,21 +64,35 @@ _HIDDEN_CODE = int(HIDDEN_STATUS.split()[0])
 def includeme(config: Any) -> None:
     """Place the guard tween under the toolbar and over pyramid_tm.
 
-    The fallbacks make the placement valid whether or not pyramid_tm and the
-    toolbar are included, in any order; the factory decides at
-    ``make_wsgi_app`` time whether the toolbar is there at all.
+    The placement is decided when the configuration is committed (every
+    include is done by then, in whatever order): with the toolbar included,
+    under it and over pyramid_tm (or the exception view); without it, at
+    Pyramid's default place, where it constrains no other tween -- declared
+    over pyramid_tm there, it would pull pyramid_tm over tweens included
+    before it (OpenTelemetry's). The factory decides at ``make_wsgi_app``
+    time whether the toolbar is enabled at all.
     """
-    config.add_tween(
-        'tgstream.toolbar.toolbar_guard_tween_factory',
-        under=(TOOLBAR_TWEEN, INGRESS),
-        over=(TM_TWEEN, EXCVIEW, MAIN),
-    )
+
+    def place_guard() -> None:
+        if toolbar_included(config.registry):
+            config.add_tween(
+                GUARD_TWEEN, under=TOOLBAR_TWEEN, over=(TM_TWEEN, EXCVIEW, MAIN)
+            )
+        else:
+            config.add_tween(GUARD_TWEEN)
+
+    config.action(('tgstream', 'toolbar guard'), place_guard)
+
+
+def toolbar_included(registry: Any) -> bool:
+    """Is pyramid_debugtoolbar included in this application?"""
+    interface = toolbar_app_interface()
+    return interface is not None and registry.queryUtility(interface) is not None
 
 
 def toolbar_enabled(registry: Any) -> bool:
     """Is pyramid_debugtoolbar included and enabled in this application?"""
-    interface = toolbar_app_interface()
-    if interface is None or registry.queryUtility(interface) is None:
+    if not toolbar_included(registry):
         return False
     return asbool(registry.settings.get('debugtoolbar.enabled', True))
 

@@ -133,7 +133,7 @@ class StreamTransaction:
         self.request = request
         self.decision: str | None = None
         self.txn = None
-        self.outcome: str = Recorded.NOT_MANAGED
+        self.outcome: Recorded = Recorded.NOT_MANAGED
         #: ``view`` policy: the view's transaction was doomed
         self.doomed = False
         self._deferred = None
@@ -147,11 +147,11 @@ class StreamTransaction:
             self.doomed = txn is not None and txn.isDoomed()
 
     @classmethod
-    def attach(cls, stream, request, policy: str) -> 'StreamTransaction | None':
-        """Manage ``stream``'s transaction if pyramid_tm manages ``request``.
+    def attach(cls, request, policy: str) -> 'StreamTransaction | None':
+        """The transaction of a stream of ``request``, if pyramid_tm manages it.
 
         A request whose ``tm.active`` was set by someone else (a test fixture)
-        owns its transaction: nothing is attached.
+        owns its transaction: ``None``.
         """
         environ = request.environ
         manager = environ.get('tm.manager')
@@ -163,10 +163,6 @@ class StreamTransaction:
             return None
         self = cls(manager, policy, request)
         environ[HOLDER_KEY] = self
-        if policy == 'view':
-            stream.on_start.append(self.begin_for_stream)
-        stream.before_end.append(self.finish)
-        stream.on_close.append(self.close)
         return self
 
     # pyramid_tm's egress calls manager.commit()/abort(), which call the
@@ -248,37 +244,41 @@ class StreamTransaction:
         if self.doomed:
             self.txn.doom()
 
-    def finish(self) -> None:
-        """The stream is exhausted: carry out the decision (may raise)."""
+    def finish(self) -> Recorded:
+        """The stream is exhausted: carry out the decision (may raise);
+        return what was done."""
+        self.outcome = self._finish()
+        return self.outcome
+
+    def _finish(self) -> Recorded:
         txn = self.txn
         if self.decision is None:
             # The body was read inside the tween chain, before pyramid_tm
             # decided: let pyramid_tm finish the transaction itself.
             self._undefer()
-            self.outcome = Recorded.PYRAMID_TM
-            return
+            return Recorded.PYRAMID_TM
         if not self._is_open(txn):
-            self.outcome = Recorded.ENDED_BY_STREAM
-            return
+            return Recorded.ENDED_BY_STREAM
         if self.decision == 'commit' and not txn.isDoomed():
+            # (if the commit raises, the outcome stays COMMITTING: aborted)
             self.outcome = Recorded.COMMITTING
             txn.commit()
-            self.outcome = Recorded.COMMITTED
-        else:
-            txn.abort()
-            self.outcome = Recorded.ABORTED
+            return Recorded.COMMITTED
+        txn.abort()
+        return Recorded.ABORTED
 
-    def close(self, stream) -> None:
-        """The stream was closed: abort whatever is still open."""
+    def close(self) -> Recorded:
+        """The stream was closed: abort whatever is still open; return the
+        transaction's final state."""
         self._undefer()
         self._unsynchronize()
+        self.request.environ.pop(HOLDER_KEY, None)
         if self._is_open(self.txn) and self.outcome != Recorded.PYRAMID_TM:
             try:
                 self.txn.abort()
             finally:
                 self.outcome = Recorded.ABORTED
-        stream.transaction_outcome = self.outcome
-        self.request.environ.pop(HOLDER_KEY, None)
+        return self.outcome
 
     def checkpoint(self) -> None:
         txn = self.txn
@@ -296,6 +296,18 @@ class StreamTransaction:
             self.txn.doom()
         if deferred:  # pyramid_tm has not decided yet: its call is still ours
             self._defer(self.txn)
+
+
+def resolve_policy(view_policy: str | None, origin: Any, settings) -> str:
+    """The transaction policy of one stream, decided once, at the hand-over.
+
+    The view's ``stream_transaction`` if it has one; else what the view's
+    iterable asks for (``origin.tgstream_transaction``: a live stream,
+    :func:`tgstream.listen`, asks for ``view``); else the
+    ``tgstream.transaction`` setting.
+    """
+    return (view_policy or getattr(origin, 'tgstream_transaction', None)
+            or settings.transaction)
 
 
 def current_transaction(manager):

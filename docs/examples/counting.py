@@ -1,4 +1,8 @@
-"""The quick start's app: one streaming view, ``/count``."""
+"""The quick start's app: one streaming view, ``/count``.
+
+Run it with ``python counting.py`` (waitress, http://localhost:6543).
+"""
+import os
 import time
 
 from pyramid.config import Configurator
@@ -20,5 +24,11 @@ def main(global_config=None, **settings):
     with Configurator(settings=settings) as config:
         config.include('tgstream')          # or: pyramid.includes = tgstream
         config.add_route('count', '/count')
-        config.scan('examples.counting')
+        config.scan(__name__)    # this module's @expose views
         return config.make_wsgi_app()
+
+
+if __name__ == '__main__':
+    from waitress import serve
+
+    serve(main(), listen='localhost:%s' % os.environ.get('PORT', '6543'))

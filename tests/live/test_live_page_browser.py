@@ -103,6 +103,7 @@ def test_the_event_log_shows_the_ticks_then_closes(page):
 
 def test_imports_show_progress_lines_and_a_bad_file_the_400(page):
     rows = ''.join('browser%d,browser%d@example.com\n' % (n, n) for n in range(1200))
+    before = int(page.inner_text('#users-count'))
     page.set_input_files('#import-file', files=[{
         'name': 'good.csv', 'mimeType': 'text/csv',
         'buffer': ('name,email\n' + rows).encode()}])
@@ -115,6 +116,11 @@ def test_imports_show_progress_lines_and_a_bad_file_the_400(page):
     assert len(lines) == 2 + 1200 // 500 + 1  # started, one per batch, written
     assert page.eval_on_selector('#import-progress', 'bar => [bar.value, bar.max]') == [
         1200, 1200]
+    # the live feed tells the page the table grew: the users button and bar follow
+    page.wait_for_function(
+        "document.getElementById('users-count').textContent == '%d'" % (before + 1200))
+    assert page.inner_text('#users-total') == str(before + 1200)
+    assert page.eval_on_selector('#users-progress', 'bar => bar.max') == before + 1200
 
     page.set_input_files('#import-file', files=[{
         'name': 'bad.csv', 'mimeType': 'text/csv', 'buffer': b'name,email\n\xff,x@y\n'}])

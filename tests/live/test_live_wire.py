@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from tests.liveapp import SSEClient, live_app
+from tests.liveapp import SSEClient, live_app, pg_live_settings
 from tgstream.live import get_hub, stop_hub
 
 pytestmark = pytest.mark.live
@@ -22,11 +20,7 @@ def served(request, live):
         engine = request.getfixturevalue('sqlite_engine')
     else:
         engine = request.getfixturevalue('pg_engine')
-        settings.update({
-            'tgstream.live.backend': 'postgresql',
-            'tgstream.live.url': request.getfixturevalue('pg_url'),
-            'tgstream.live.pg_channel': 't_' + uuid.uuid4().hex[:12],
-        })
+        settings.update(pg_live_settings(engine, request.getfixturevalue('pg_url')))
     app = live_app(engine, settings)
     hub = get_hub(app.registry)
     if hub.listener is not None:
@@ -129,44 +123,15 @@ def test_waiting_feed_holds_no_connection(served):
         client.close()
 
 
-def test_listener_reconnects_and_streams_reset(live, pg_engine, pg_url):
-    settings = {
-        'tgstream.sse.keepalive': '0.2',
-        'tgstream.live.backend': 'postgresql',
-        'tgstream.live.url': pg_url,
-        'tgstream.live.pg_channel': 't_' + uuid.uuid4().hex[:12],
-    }
-    app = live_app(pg_engine, settings)
-    hub = get_hub(app.registry)
-    try:
-        assert hub.listener.connected.wait(10)
-        url = live(app, threads=8)
-        client = SSEClient(url + '/feed')
-        try:
-            client.read_until(lambda events: events)
-            httpx.get(url + '/add', params={'name': 'before'})
-            client.read_until(has_data(1))
-            old_pid = hub.listener.backend_pid
-            with pg_engine.connect() as conn:
-                assert conn.scalar(text('SELECT pg_terminate_backend(:pid)'), {'pid': old_pid})
-            client.read_until(
-                lambda events: any(e.get('event') == 'reset' for e in events), timeout=20)
-            assert hub.listener.connections == 2 and hub.listener.backend_pid != old_pid
-            httpx.get(url + '/add', params={'name': 'after'})
-            client.read_until(has_data(2))
-            assert [e['data'] for e in client.data_events()] == [
-                '{"name":"before"}', '{"name":"after"}']
-        finally:
-            client.close()
-    finally:
-        stop_hub(app.registry)
-
-
 def test_idle_feed_sends_keepalives_at_the_interval(served):
     url, app, engine = served  # tgstream.sse.keepalive = 0.2
     client = SSEClient(url + '/feed')
     try:
         started = time.monotonic()
+        # (PostgreSQL: the log's latest id comes first, in an id-only event)
+        client.read_until(lambda events: events)
+        if 'id' in client.events()[0]:
+            client.buffer = client.buffer.split(b'\n\n', 1)[1]
         events = client.read_until(lambda events: len(events) >= 6, timeout=20)
         elapsed = time.monotonic() - started
         assert all(e == {':': 'keep-alive'} for e in events)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import tgstream
+from tests.recipes import documented_nginx_recipe
 
 pytestmark = pytest.mark.live
 
@@ -46,12 +47,8 @@ http {
 }
 """
 
-RECIPE = """
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-"""
+# the recipe exactly as docs/production.rst gives it
+RECIPE = '\n'.join(documented_nginx_recipe())
 
 
 def free_port() -> int:

@@ -40,9 +40,19 @@ def records_of(caplog, name, timeout=5.0):
         time.sleep(0.02)
 
 
-def test_a_failed_stream_logs_one_traceback(live, caplog):
+@pytest.fixture
+def server_loggers_restored():
+    """``tgstream.shorten_server_log`` changes the server loggers: undo it."""
+    names = ('waitress', 'gunicorn.error')
+    before = {name: list(logging.getLogger(name).filters) for name in names}
+    yield
+    for name in names:
+        logging.getLogger(name).filters[:] = before[name]
+
+
+def test_a_failed_stream_logs_one_traceback(live, caplog, server_loggers_restored):
     caplog.set_level(logging.INFO)
-    url = live(build_app(setup))
+    url = live(build_app(setup, {'tgstream.shorten_server_log': 'true'}))
     response, chunks, complete = read_timed(url + '/fail?x=1')
     assert response.status_code == 200 and not complete
 
@@ -62,6 +72,15 @@ def test_a_failed_stream_logs_one_traceback(live, caplog):
     )
     with_traceback = [r for r in caplog.records if r.exc_info]
     assert with_traceback == [ours]
+
+
+def test_without_the_setting_the_server_log_is_left_alone(live, caplog):
+    caplog.set_level(logging.INFO)
+    url = live(build_app(setup))
+    response, chunks, complete = read_timed(url + '/fail')
+    assert response.status_code == 200 and not complete
+    (server,) = records_of(caplog, 'waitress')
+    assert isinstance(server.exc_info[1], ValueError)   # waitress' own record
 
 
 def test_other_server_records_pass_untouched():

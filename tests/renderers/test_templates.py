@@ -293,7 +293,7 @@ def test_works_without_pyramid_jinja2_installed():
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('raw ok\n')
-    assert 'needs pyramid_jinja2 (pip install tgstream[jinja2]' in result.stdout
+    assert 'needs pyramid_jinja2 (the "jinja2" extra' in result.stdout
 
 
 # -- errors --------------------------------------------------------------------

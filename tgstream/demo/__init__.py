@@ -19,6 +19,10 @@ def main(global_config, **settings):
     demo = parse_demo_settings(settings)
     with Configurator(settings=settings) as config:
         config.registry['demo.settings'] = demo
+        if demo.otel_console:
+            from .otel import print_spans
+
+            print_spans(config)
         config.include('pyramid_jinja2')
         config.include('tgstream')
         config.include('.models')
@@ -26,4 +30,8 @@ def main(global_config, **settings):
         config.scan('.views')
         app = config.make_wsgi_app()
     setup_database(config.registry['dbengine'], demo.seed_users)
+    if demo.otel_console:
+        from .otel import instrument_engine
+
+        instrument_engine(config.registry['dbengine'])
     return app

@@ -38,11 +38,12 @@ SECTIONS: tuple[tuple[str, tuple[Endpoint, ...]], ...] = (
     )),
     ('TurboGears 2 "Streaming Response", ported', (
         Endpoint('tg_stream_list', '/tg/stream_list', 'GET',
-                 'numbers 1..10 as a JSON array, one every demo.pause seconds'),
+                 "numbers 1..10 as a JSON array, one every demo.pause seconds "
+                 "(the seed's own text: '[1, 2, ' ... '10]')"),
         Endpoint('tg_stream', '/tg/stream', 'GET',
                  'request.path_info read inside the stream, no request passed in'),
         Endpoint('tg_stream_db', '/tg/stream_db', 'GET',
-                 'users 0..9 read with request.dbsession while streaming '
+                 'users 1..10 read with request.dbsession while streaming '
                  '(no DBSession.remove() needed)'),
         Endpoint('tg_stream_write', '/tg/stream_write', 'POST',
                  'adds 9 permissions while streaming; committed when the stream '
@@ -98,3 +99,5 @@ ENDPOINTS: tuple[Endpoint, ...] = tuple(e for _, group in SECTIONS for e in grou
 def includeme(config) -> None:
     for endpoint in ENDPOINTS:
         config.add_route(endpoint.name, endpoint.pattern)
+    # what browsers ask every page for (not an endpoint of the demo)
+    config.add_route('favicon', '/favicon.ico')

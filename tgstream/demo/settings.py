@@ -12,6 +12,9 @@
 ``demo.import.batch``
     rows written (and flushed) between two progress lines of the import.
     Default 500.
+``demo.otel_console``
+    print every span (OpenTelemetry) to the console; needs
+    ``tgstream[otel]``. Default false.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import dataclasses
 
 from pyramid.exceptions import ConfigurationError
 
-from tgstream.settings import as_number
+from tgstream.settings import as_bool, as_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +31,7 @@ class DemoSettings:
     seed_users: int = 100_000
     import_max_bytes: int = 20_000_000
     import_batch: int = 500
+    otel_console: bool = False
 
 
 _PARSERS = (
@@ -36,7 +40,7 @@ _PARSERS = (
     ('demo.import.max_bytes', 'import_max_bytes', int, 1),
     ('demo.import.batch', 'import_batch', int, 1),
 )
-KNOWN = frozenset(key for key, *_ in _PARSERS)
+KNOWN = frozenset(key for key, *_ in _PARSERS) | {'demo.otel_console'}
 
 
 def parse_demo_settings(settings) -> DemoSettings:
@@ -47,11 +51,14 @@ def parse_demo_settings(settings) -> DemoSettings:
             'unknown setting(s) %s; the demo knows: %s'
             % (', '.join(unknown), ', '.join(sorted(KNOWN)))
         )
-    return DemoSettings(**{
+    values: dict = {
         field: as_number(key, settings[key], kind, minimum)
         for key, field, kind, minimum in _PARSERS
         if key in settings
-    })
+    }
+    if 'demo.otel_console' in settings:
+        values['otel_console'] = as_bool('demo.otel_console', settings['demo.otel_console'])
+    return DemoSettings(**values)
 
 
 def demo_settings(request) -> DemoSettings:

@@ -16,6 +16,7 @@ BACKENDS = ('memory', 'postgresql')
 PAYLOAD_LIMIT = 8000
 
 _CHANNEL = re.compile(r'^[a-z_][a-z0-9_]{0,62}$')
+_TABLE = re.compile(r'^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,50}$')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,20 @@ class LiveSettings:
     #: ``tgstream.live.pg_channel``: the PostgreSQL NOTIFY channel carrying
     #: every tgstream channel.
     pg_channel: str = 'tgstream_live'
+    #: ``tgstream.live.table``: the PostgreSQL table of the durable event log
+    #: (``name`` or ``schema.name``; created on first use).
+    table: str = 'tgstream_live_events'
+    #: ``tgstream.live.retention``: seconds events stay in the log for replay.
+    retention: float = 86400.0
+    #: ``tgstream.live.poll``: seconds between the PostgreSQL reader's checks
+    #: of the log when no wake-up came (a safety net; wake-ups are NOTIFYs).
+    poll: float = 1.0
+    #: ``tgstream.live.max_lifetime``: seconds after which a live stream ends
+    #: (cleanly, with ``retry:``; the client reconnects and resumes); 0: never.
+    max_lifetime: float = 0.0
+    #: ``tgstream.live.retry``: milliseconds a client waits before it
+    #: reconnects to a stream that ended (plus up to as much again, random).
+    retry: int = 2000
 
 
 _backend = as_choice(BACKENDS, 'a live backend')
@@ -43,6 +58,16 @@ def _pg_channel(name: str, value: Any) -> str:
         raise ConfigurationError(
             '%s = %r is not a PostgreSQL channel name (lower-case letters, '
             'digits and _, at most 63)' % (name, value)
+        )
+    return text
+
+
+def _table(name: str, value: Any) -> str:
+    text = str(value).strip()
+    if not _TABLE.match(text):
+        raise ConfigurationError(
+            '%s = %r is not a table name (lower-case letters, digits and _, '
+            'at most 50, optionally schema-qualified: schema.name)' % (name, value)
         )
     return text
 
@@ -68,6 +93,11 @@ _PARSERS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ('tgstream.live.url', 'url', _url),
     ('tgstream.live.history', 'history', lambda n, v: as_number(n, v, int, 0)),
     ('tgstream.live.pg_channel', 'pg_channel', _pg_channel),
+    ('tgstream.live.table', 'table', _table),
+    ('tgstream.live.retention', 'retention', lambda n, v: as_number(n, v, float, 1)),
+    ('tgstream.live.poll', 'poll', lambda n, v: as_number(n, v, float, 0.01)),
+    ('tgstream.live.max_lifetime', 'max_lifetime', lambda n, v: as_number(n, v, float, 0)),
+    ('tgstream.live.retry', 'retry', lambda n, v: as_number(n, v, int, 0)),
 )
 
 KNOWN = frozenset(key for key, _, _ in _PARSERS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 
-from .._compat import transaction_manager_of
 from .hub import Event, Hub
 
 # Held from our tpc_begin to our tpc_finish: covers the database's commit
@@ -24,18 +23,19 @@ _COMMIT_ORDER = threading.Lock()
 class MemoryNotifications:
     """The events of one transaction, published if it commits."""
 
-    def __init__(self, hub: Hub, txn):
+    def __init__(self, hub: Hub, manager):
         self.hub = hub
-        self.transaction_manager = transaction_manager_of(txn)
+        #: IDataManager: the manager of the transaction it joined
+        self.transaction_manager = manager
         self.events: list[Event] = []
         self._locked = False
 
     @classmethod
-    def join(cls, hub: Hub, txn) -> 'MemoryNotifications':
+    def join(cls, hub: Hub, txn, manager) -> 'MemoryNotifications':
         try:
             return txn.data(cls)
         except KeyError:
-            self = cls(hub, txn)
+            self = cls(hub, manager)
             txn.join(self)
             txn.set_data(cls, self)
             return self

@@ -83,7 +83,8 @@ def jinja2_stream_renderer(info: StreamRendererInfo) -> 'Jinja2StreamRenderer':
     if factory_class is None:
         raise ConfigurationError(
             'view %s: renderer %r with stream=True needs pyramid_jinja2 '
-            '(pip install tgstream[jinja2]; config.include("pyramid_jinja2"))'
+            '(the "jinja2" extra: pip install -e ".[jinja2]" in a checkout; '
+            'config.include("pyramid_jinja2"))'
             % (info.view_name, info.name)
         )
     # Renderer factories are registered in PHASE1, before any view.

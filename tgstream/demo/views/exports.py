@@ -22,17 +22,17 @@ def all_users(request):
     return stream_query(request.dbsession, USERS)
 
 
-@expose('json', route_name='users_json', stream=True, stream_filename='users.json')
+@expose('json', route_name='users_json', stream=True, filename='users.json')
 def users_json(request):
     return all_users(request)
 
 
-@expose('ndjson', route_name='users_ndjson', stream=True, stream_filename='users.ndjson')
+@expose('ndjson', route_name='users_ndjson', stream=True, filename='users.ndjson')
 def users_ndjson(request):
     return all_users(request)
 
 
-@expose('csv', route_name='users_csv', stream=True, stream_filename='users.csv',
-        stream_options={'columns': list(COLUMNS)})
+@expose('csv', route_name='users_csv', stream=True, filename='users.csv',
+        columns=list(COLUMNS))
 def users_csv(request):
     return all_users(request)

@@ -20,7 +20,7 @@ import itertools
 from typing import Any, Iterator
 
 from pyramid.httpexceptions import HTTPMethodNotAllowed
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 import tgstream
@@ -256,6 +256,8 @@ def write_rows(request, rows: Iterator[tuple[int, dict]], total: int, batch: int
         written += len(chunk)
         announce(request, chunk)
         yield {'status': 'writing', 'rows': total, 'written': written}
+    if written:
+        announce_total(request)
     yield {'status': 'written', 'rows': total, 'written': written,
            'committed': 'when this response ends'}
 
@@ -271,6 +273,13 @@ def announce(request, chunk: list[tuple[int, dict]]) -> None:
     users = [{'name': row['name'], 'email': row['email'], 'fullname': row['fullname']}
              for _, row in chunk[:ANNOUNCED]]
     tgstream.notify(request, 'users', {'users': users, 'more': len(chunk) - len(users)})
+
+
+def announce_total(request) -> None:
+    """Tell every open /live page how many users the table holds once the
+    import commits (one count per import, never per batch)."""
+    total = request.dbsession.scalar(select(func.count()).select_from(User))
+    tgstream.notify(request, 'users', {'users': [], 'more': 0, 'total': total})
 
 
 @expose('ndjson', route_name='users_import', request_method='POST', stream=True)

@@ -24,7 +24,8 @@ from .params import int_param
 
 @expose(route_name='tg_stream_list', stream=True, content_type='application/json')
 def stream_list(request):
-    """TG's ``stream_list``: numbers 1..10 as a JSON array, slowly."""
+    """TG's ``stream_list``: numbers 1..10 as a JSON array, slowly -- the
+    seed's own text, ``[1, 2, ...`` with its spaces, piece by piece."""
     pause = demo_settings(request).pause
 
     def output_pause():
@@ -57,10 +58,11 @@ def stream(request):
 
 @expose('json', route_name='tg_stream_db', stream=True)
 def stream_db(request):
-    """TG's "Reading from Database": users 0..9 (0 does not exist: null),
-    read while streaming; the json renderer does the framing."""
+    """TG's "Reading from Database": users 1..10 (the seed starts at
+    user 0, which no seeded table has, and ends with ``null``), read while
+    streaming; the json renderer does the framing."""
     pause = demo_settings(request).pause
-    for num in range(10):
+    for num in range(1, 11):
         user = request.dbsession.get(User, num)
         yield user.name if user else None
         time.sleep(pause)

@@ -22,15 +22,15 @@ def items(request):
     return stream_query(request.dbsession, select(Item).order_by(Item.id))
 
 
-@expose('csv', route_name='items_csv', stream=True, stream_filename='items.csv',
-        stream_options={'columns': ['id', 'name', 'value']})
+@expose('csv', route_name='items_csv', stream=True, filename='items.csv',
+        columns=['id', 'name', 'value'])
 def items_csv(request):
     """The same rows as a CSV download named ``items.csv``.
 
-    tgstream's view options are prefixed (``stream_filename``,
-    ``stream_content_type``, ``stream_options``, ``stream_transaction``) so
-    they never collide with other add-ons' options; ``expose`` also accepts
-    TurboGears' ``filename=`` and ``content_type=``.
+    ``expose`` takes TurboGears' ``filename=``, ``content_type=`` and
+    ``columns=``; they become tgstream's view options, which are prefixed
+    (``stream_filename``, ``stream_content_type``, ``stream_options``,
+    ``stream_transaction``) so they never collide with other add-ons' options.
     """
     return stream_query(
         request.dbsession, select(Item.id, Item.name, Item.value).order_by(Item.id)
