@@ -90,21 +90,8 @@ class JSONRulesRenderer(StreamRenderer):
     that renderer must be a :class:`pyramid.renderers.JSON` (checked here, at
     configuration time, so its rules are never silently ignored)."""
 
-    _json_plans: dict | None = None
-
-    def json_plan(self, request, *, one_line: bool = False):
-        """The :class:`~tgstream.renderers.jsonrules.JSONPlan` of this
-        renderer's streams: built at its first stream (after the
-        configuration is committed, its adapters all added), then reused."""
-        from .jsonrules import JSONPlan
-
-        plans = self._json_plans
-        if plans is None:
-            plans = self._json_plans = {}
-        plan = plans.get(one_line)
-        if plan is None or plan.registry is not request.registry:
-            plan = plans[one_line] = JSONPlan(request.registry, one_line=one_line)
-        return plan
+    #: the JSONPlan of its streams, by one_line (tgstream.renderers.jsonrules.plan_of)
+    json_plans: dict | None = None
 
     def __init__(self, info):
         super().__init__(info)

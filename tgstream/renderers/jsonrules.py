@@ -432,6 +432,19 @@ class JSONPlan:
         self.dates_isoformat = _dates_are_isoformat(components)
 
 
+def plan_of(renderer: Any, request: Any, *, one_line: bool = False) -> JSONPlan:
+    """The :class:`JSONPlan` of ``renderer``'s streams: built at its first
+    stream (after the configuration is committed, its adapters all added),
+    then reused (kept in ``renderer.json_plans``)."""
+    plans = renderer.json_plans
+    if plans is None:
+        plans = renderer.json_plans = {}
+    plan = plans.get(one_line)
+    if plan is None or plan.registry is not request.registry:
+        plan = plans[one_line] = JSONPlan(request.registry, one_line=one_line)
+    return plan
+
+
 class JSONEncoding:
     """The JSON encoding of one stream (built per request).
 

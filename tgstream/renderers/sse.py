@@ -44,7 +44,7 @@ from ..items import Marker
 from ..settings import get_settings
 from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
-from .jsonrules import JSONEncoding
+from .jsonrules import JSONEncoding, plan_of
 
 _LINE_BREAK = re.compile('\r\n|\r|\n')
 
@@ -206,7 +206,7 @@ class SSEStreamRenderer(JSONRulesRenderer):
         if keepalive is None:
             keepalive = get_settings(request.registry).sse_keepalive
         return SSEEncoder(
-            JSONEncoding(request, plan=self.json_plan(request, one_line=True)), keepalive,
+            JSONEncoding(request, plan=plan_of(self, request, one_line=True)), keepalive,
             self.error_marker
         )
 
