@@ -21,16 +21,29 @@ The rule is defusedcsv's (3.0), plus the characters OWASP and ASVS 5.0
   negative amounts already formatted as text survive; ``'+5'`` or ``'-1e5'``
   are escaped;
 - numbers (anything registered as :class:`numbers.Number`: ``int``,
-  ``float``, ``Decimal``, ``Fraction``, ``bool``) and ``None`` are never
+  ``float``, ``Decimal``, ``Fraction``, ``bool``) and ``None`` are not
   changed, so ``-5`` stays ``-5``;
+- except in the first cell of a row: there a ``-`` number or numeric text
+  is escaped (``'-5``) unless every other cell is empty or made of
+  :data:`NUMERIC_CHARS` -- a reader splitting on another separator reads the
+  line as one cell, and ``-5,5+HYPERLINK(...)`` is a formula
+  (:func:`guard_row`);
 - a ``str`` subclass (a ``(str, Enum)`` member) is judged by its
   characters -- what the ``csv`` module writes, whatever its ``__str__``
   says -- and those characters are what is written;
 - any other object is judged by ``str(value)`` (what the ``csv`` module
   writes) and returned unchanged when that is safe;
-- inside a cell, a segment after a separator or line break (``, ; tab | CR
-  LF``) that starts a formula gets the same ``'`` (``x;'=cmd``): a reader
-  that splits there sees an escaped cell.
+- inside a cell, a segment after a separator or line break
+  (:data:`SEPARATORS`: ``, ; tab |`` and :data:`LINE_BREAKS`, every line
+  break of ``str.splitlines()``) that starts a formula gets the same ``'``
+  (``x;'=cmd``), a number too (``x;'-5``): a reader that splits there sees
+  an escaped cell.
+
+The guard's property, tested with hypothesis
+(tests/renderers/test_guard_property.py): for every dialect
+:func:`unsafe_dialect` accepts, no cell read back by the writer's dialect,
+a ``;`` reader, a ``,`` reader, or those after ``str.splitlines()``, begins
+with ``= + - @`` (after tabs and CRs) unless escaped or made of numbers.
 
 Cells are also safe for readers other than the file's own dialect:
 
