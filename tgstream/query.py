@@ -181,6 +181,11 @@ class TextRows(TupleRows):
 
     __slots__ = ('plain',)
 
+    #: every character the cells of the ``plain`` columns may hold: the
+    #: text of integers (``-123``), dates (``2024-01-02``) and timestamps
+    #: without time zone (``2024-01-02 03:04:05.678``)
+    CHARACTERS = frozenset('0123456789-:. ')
+
     def __init__(self, rows, keys: list, plain: frozenset):
         super().__init__(rows, keys)
         self.plain = plain

@@ -102,20 +102,24 @@ def _verbatim_special(dialect: Any) -> str | None:
 
 
 def verbatim_text(rows: list, special: str, delimiter: str,
-                  lineterminator: str) -> str | None:
+                  lineterminator: str, known: frozenset = frozenset()) -> str | None:
     """What the :mod:`csv` writer writes for ``rows`` when a check at C speed,
     column by column, proves it would write every cell as it is -- and the
     formula guard and the quoting of unsafe rows would change nothing
     (:func:`~tgstream.renderers.csvsafe.plain_column`): the cells joined by
     the delimiter, each line ended by the line terminator. ``None`` when
     the check fails (the csv module writes them).
+
+    ``known``: indexes of :class:`~tgstream.query.TextRows` columns
+    (``TextRows.plain``), whose characters are known not to be ``special``
+    (the caller checked ``TextRows.CHARACTERS`` once): not searched.
     """
     if len(set(map(len, rows))) != 1 or len(rows[0]) < 2:
         return None  # ragged rows, or one-cell rows (csv quotes an empty one)
     search = char_finder(frozenset(special))
     columns: list | None = None  # the columns rewritten as their text
     for index, column in enumerate(zip(*rows)):
-        text = plain_column(column, search, index == 0)
+        text = plain_column(column, search, index == 0, index in known)
         if text is None:
             return None
         if text is not column:
@@ -165,6 +169,9 @@ class CSVEncoder(BaseEncoder):
         # under a guard of the app's own, whose rules are unknown
         special = _verbatim_special(dialect) if guard is None or guard is guard_row else None
         self._verbatim = (special, dialect.delimiter, dialect.lineterminator)
+        # the text of TextRows' integers and dates holds none of the
+        # characters a cell must not hold: decided once, for every batch
+        self._verbatim_text_rows = special is not None and TextRows.CHARACTERS.isdisjoint(special)
         self._verbatim_wait = 0  # batches to write without trying it (see encode_batch)
         self.columns = list(columns) if columns is not None else None
         self.header = header
@@ -345,7 +352,8 @@ class CSVEncoder(BaseEncoder):
                 if self._verbatim_wait:
                     self._verbatim_wait -= 1
                 else:
-                    text = verbatim_text(rows, special, delimiter, lineterminator)
+                    text = verbatim_text(rows, special, delimiter, lineterminator,
+                                         plain if self._verbatim_text_rows else frozenset())
                     if text is None:
                         # the batches of one stream are alike: after a batch
                         # that needs the csv module, don't pay the check (a

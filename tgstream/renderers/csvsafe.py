@@ -247,7 +247,8 @@ def _column_is_safe(column: tuple) -> bool:
     return False
 
 
-def plain_column(column: tuple, search: Callable[[str], Any], first: bool) -> Any:
+def plain_column(column: tuple, search: Callable[[str], Any], first: bool,
+                 known: bool = False) -> Any:
     """The one "plain cell" predicate of the csv fast paths: the texts the
     :mod:`csv` module writes for the cells of ``column`` (``column`` itself
     when they are its own ``str`` cells), if every one is written as it is
@@ -260,11 +261,23 @@ def plain_column(column: tuple, search: Callable[[str], Any], first: bool) -> An
     (where a reader splitting on another separator starts a cell: see
     :func:`guard_row`), its first character neither starts a formula nor is
     white space.
+
+    ``known``: the caller knows every cell is ``None`` or text made of
+    characters ``search`` does not find (the text of integers and dates of
+    :class:`~tgstream.query.TextRows`, whose characters are
+    ``TextRows.CHARACTERS``): not searched.
     """
+    text: Any
+    if known:
+        text = ['' if value is None else value for value in column] if None in column \
+            else column
+        if first and '-' in set(map(_first_char, text)):
+            return None  # a negative integer starts the row (guard_row)
+        return text
     kinds = set(map(type, column))
     starts: set | None
     if kinds == _STR:
-        text: Any = column
+        text = column
         starts = set(map(_first_char, column))
     elif kinds <= _PLAIN_TEXT_TYPES:
         text = ['' if value is None else value if value.__class__ is str else cell_text(value)
