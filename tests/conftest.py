@@ -179,6 +179,16 @@ THOROUGH_MODULES = frozenset((
     # the live listener's teardowns (a 1 s poll, issue 25)
     'tests/test_live.py',
 ))
+#: single tests of the same kind (a fresh interpreter each, or many examples)
+THOROUGH_TESTS = frozenset((
+    'tests/test_api.py::test_an_app_pays_only_for_the_add_ons_it_uses',
+    'tests/renderers/test_renderers.py::test_the_package_imports_no_format_module',
+    'tests/renderers/test_templates.py::test_works_without_pyramid_jinja2_installed',
+    'tests/renderers/test_csv_dialects.py::test_every_reader_sees_only_judged_cells',
+    'tests/test_otel_import.py::test_with_opentelemetry_the_integration_loads',
+    'tests/test_otel_import.py::test_without_opentelemetry_nothing_is_imported',
+    'tests/test_otel_demo.py::test_the_demo_prints_its_spans_with_one_setting',
+))
 PG_FIXTURES = frozenset(('pg_url', 'pg_engine', 'postgresql_engine'))
 NOT_UNIT = frozenset(('live', 'postgresql', 'slow', 'browser', 'thorough'))
 
@@ -196,7 +206,7 @@ def pytest_collection_modifyitems(config, items):
         ):
             item.add_marker(pytest.mark.postgresql)
         path = os.path.relpath(str(item.path), root).replace(os.sep, '/')
-        if path in THOROUGH_MODULES:
+        if path in THOROUGH_MODULES or '%s::%s' % (path, item.originalname) in THOROUGH_TESTS:
             item.add_marker(pytest.mark.thorough)
         if not NOT_UNIT & {mark.name for mark in item.iter_markers()}:
             item.add_marker(pytest.mark.unit)

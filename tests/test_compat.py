@@ -181,6 +181,18 @@ def test_waitress_client_disconnected():
         'waitress.channel.ClientDisconnected moved')
 
 
+def test_waitress_channels_are_the_servers_map():
+    from waitress.server import create_server
+
+    server = create_server(lambda environ, start_response: [], host='127.0.0.1', port=0)
+    try:
+        channels = _compat.waitress_channels(server)
+        assert isinstance(channels, dict)
+        assert server in channels.values(), "waitress' server no longer keeps its dispatchers in _map"
+    finally:
+        server.close()
+
+
 def test_pyramid_debugtoolbar_internals():
     pytest.importorskip('pyramid_debugtoolbar')
     import webtest

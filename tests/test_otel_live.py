@@ -31,3 +31,28 @@ def test_listeners_per_channel_and_delivery_latency():
 def test_no_hook_with_tgstream_otel_false():
     assert live_metrics(build_app(settings={'tgstream.otel': 'false'}).registry) is None
     assert live_metrics(None) is None
+
+
+def test_a_listen_stream_counts_as_a_listener_until_it_closes():
+    """tgstream.listen() calls the hook: one listener per channel while the
+    stream is open, back when it closes (memory backend)."""
+    from pyramid.request import Request
+
+    import tgstream
+    from tgstream.live import stop_hub
+
+    otel = sdk()
+    app = build_app()
+    try:
+        request = Request.blank('/')
+        request.registry = app.registry
+        attrs = {'tgstream.live.channel': 'orders'}
+        before = otel.total(ACTIVE_LISTENERS, **attrs)
+        stream = tgstream.listen(request, ['orders', 'news'])
+        assert otel.total(ACTIVE_LISTENERS, **attrs) == before + 1
+        assert otel.total(ACTIVE_LISTENERS, **{'tgstream.live.channel': 'news'}) >= 1
+        stream.close()
+        stream.close()  # once
+        assert otel.total(ACTIVE_LISTENERS, **attrs) == before
+    finally:
+        stop_hub(app.registry)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pyramid.interfaces import PHASE1_CONFIG
 from pyramid.tweens import EXCVIEW, INGRESS
 
+from .copy import stream_copy
 from .decorator import expose
 from .deriver import stream_view
 from .events import StreamFinished
@@ -49,6 +50,7 @@ __all__ = [
     'notify',
     'request',
     'sse_idle',
+    'stream_copy',
     'stream_query',
 ]
 

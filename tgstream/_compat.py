@@ -214,6 +214,14 @@ def client_disconnected_error() -> Exception:
     return ClientDisconnected('client disconnected; the stream was closed')
 
 
+def waitress_channels(server: Any) -> dict:
+    """A waitress server's open channels (asyncore's ``_map``, fd ->
+    dispatcher, the listening socket included): the test server closes them
+    to stop at once, as waitress' own test helpers do. waitress has no
+    public "close every connection" call."""
+    return server._map
+
+
 # -- pyramid_debugtoolbar ----------------------------------------------------
 
 

@@ -110,6 +110,11 @@ class Coalescer:
         run = self.run
         # the one client check, called only when there is a probe
         check_client = self.check_client if self.client_gone is not None else None
+        # a probe that costs a system call (tgstream.connection) is asked
+        # after slow pulls only (pauses): a fast run pays nothing for it
+        check_paused = None
+        if check_client is not None and getattr(self.client_gone, 'after_pause', False):
+            check_paused, check_client = check_client, None
         # Items of a fast run wait here (unencoded) to be encoded together
         # by one encode_batch call; see encode_run.
         pending: list | None = [] if self.batches_runs else None
@@ -124,7 +129,12 @@ class Coalescer:
         try:
             for item in self.iterator:
                 now = monotonic()
-                run = run + 1 if now - asked <= fast_pull else 0
+                if now - asked <= fast_pull:
+                    run += 1
+                else:  # a slow pull: a pause
+                    run = 0
+                    if check_paused is not None:
+                        check_paused()
                 asked = now
                 if check_client is not None:
                     check_client()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn
 from ._compat import client_disconnected_error
 from .coalesce import FAST_PULL, FAST_RUN, Coalescer
 from .coalesce import ClientGone as _ClientGone
+from .connection import client_probe, cut
 from .context import request_context
 from .events import Outcome, TransactionOutcome
 from .items import StreamEncodeError, flush
@@ -42,14 +43,6 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
-def _close_delimited(request) -> bool:
-    # waitress (like most servers) only uses chunked framing for HTTP/1.1
-    # clients; an HTTP/1.0 response without Content-Length ends when the
-    # connection closes, so a cut looks like a complete response.
-    environ = getattr(request, 'environ', None) or {}
-    return environ.get('SERVER_PROTOCOL', 'HTTP/1.1').upper() == 'HTTP/1.0'
-
-
 class StreamIterator:
     """Iterate a view's items inside its request; close exactly once.
 
@@ -72,9 +65,10 @@ class StreamIterator:
       close sequence of its :class:`tgstream.lifecycle.Lifecycle` (which
       starts by closing the view's iterable).
 
-    ``fast_pull``, ``fast_run`` and ``clock`` (class attributes:
-    :data:`FAST_PULL`, :data:`FAST_RUN`, ``time.monotonic``) may be set per
-    stream or per class, e.g. in tests. It never defines ``__len__``
+    ``fast_pull`` and ``fast_run`` (class attributes, :data:`FAST_PULL` and
+    :data:`FAST_RUN`) may be set per stream or per class, e.g. in tests;
+    ``clock`` (``time.monotonic``) per class, before the stream is built
+    (its coalescer takes it then). It never defines ``__len__``
     (waitress would take a one-item iterable's length as the
     Content-Length). Use :func:`tgstream.is_stream` to ask whether a
     response's body is one.
@@ -99,12 +93,12 @@ class StreamIterator:
         self.name = name or getattr(request, 'path_info', '?')
         self.encoder = encoder
         self.source = items
-        probe = getattr(request, 'environ', {}).get('waitress.client_disconnected')
-        #: the delivery rule and the encoding (tgstream.coalesce)
+        #: the delivery rule and the encoding (tgstream.coalesce); the
+        #: client probe is the server's (tgstream.connection)
         self.coalescer = Coalescer(
             items, encoder, name=self.name,
             chunk_size=chunk_size, flush_interval=flush_interval,
-            client_gone=probe if callable(probe) else None,
+            client_gone=client_probe(getattr(request, 'environ', None) or {}),
             clock=self.clock,
         )
         #: what runs at the start, the end and the close (tgstream.lifecycle);
@@ -288,13 +282,9 @@ class StreamIterator:
         # the server logs it again when it cuts the response: keep that short
         # (tgstream.serverlog, if the application opted in)
         mark_logged(exc)
-        if _close_delimited(request):
-            log.warning(
-                'stream %s failed on a close-delimited %s response: the client '
-                'cannot tell it was cut (use HTTP/1.1; behind nginx, '
-                'proxy_http_version 1.1)',
-                self.name, request.environ.get('SERVER_PROTOCOL'),
-            )
+        # where the server would end the response as if complete: reset the
+        # connection, or warn (tgstream.connection)
+        cut(getattr(request, 'environ', None) or {}, self.name)
 
     def abandon(self, exc: BaseException, where: str = '') -> None:
         """Close a stream that will never reach the server because of ``exc``.

@@ -10,7 +10,8 @@ iterator classes, the ``ClosingIterator`` of an app mounted with
 ``pyramid.wsgi.wsgiapp2`` -- and HTTP exceptions keep Pyramid's and
 pyramid_tm's behaviour exactly (commit at view return, finished callbacks
 when Pyramid runs them). A ``stream=True`` view's ``Response`` is taken over
-whatever lazy iterable its body is.
+whatever lazy iterable its body is. ``tgstream.detect_generators = false``
+turns the detection off. The hand-over itself is :mod:`tgstream.lifecycle`'s.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from pyramid.interfaces import PHASE1_CONFIG
 from pyramid.threadlocal import get_current_request
 
+from ..otel import live_metrics
 from .config import PAYLOAD_LIMIT, LiveSettings, parse_live_settings
 from .hub import Event, Hub, ids
 from .stream import LiveStream, to_sse
@@ -295,7 +296,7 @@ def listen(request, channel: str | Sequence[str], *, last_event_id: str | None =
                 raise
     return LiveStream(hub, subscription, backlog, after, head_id, keepalive,
                       exclude=exclude, max_lifetime=settings.max_lifetime,
-                      retry=settings.retry)
+                      retry=settings.retry, metrics=live_metrics(request.registry))
 
 
 def current_id(request, channel: str | Sequence[str], *, session: Any = None) -> str | None:

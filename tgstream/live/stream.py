@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..renderers.sse import ServerSentEvent, sse_idle
 from .hub import Event, Hub, Reset, Subscription
@@ -49,9 +49,14 @@ class LiveStream:
     def __init__(self, hub: Hub, subscription: Subscription, backlog: Iterable,
                  after: int, head_id: str | None, keepalive: float, *,
                  exclude: frozenset = frozenset(), max_lifetime: float = 0.0,
-                 retry: int = 2000):
+                 retry: int = 2000, metrics: Any = None):
         self.hub = hub
         self.subscription = subscription
+        # tgstream.otel's live metrics (None without OpenTelemetry)
+        self._metrics = metrics
+        if metrics is not None:
+            for channel in subscription.channels:
+                metrics.listener_opened(channel)
         self._prelude: Iterator | None = _prelude(backlog, head_id, exclude)
         # queued events at or before this position were in the backlog
         self._after = after
@@ -114,6 +119,9 @@ class LiveStream:
         if not self.closed:
             self.closed = True
             self.hub.unsubscribe(self.subscription)
+            if self._metrics is not None:
+                for channel in self.subscription.channels:
+                    self._metrics.listener_closed(channel)
 
     def __repr__(self) -> str:
         return '<tgstream.LiveStream %s>' % ','.join(self.subscription.channels)

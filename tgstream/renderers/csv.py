@@ -443,6 +443,12 @@ class CSVStreamRenderer(StreamRenderer):
                 'files only programs read' % problem,
             )
 
+    def __call__(self, value: Any, request) -> tuple:
+        copy = getattr(value, 'tgstream_copy', None)  # tgstream.stream_copy()
+        if copy is not None:
+            return copy(self, request, super().__call__)
+        return super().__call__(value, request)
+
     def encoder(self, request) -> Encoder:
         guard = self.formula_guard
         if guard is None:

@@ -32,9 +32,15 @@ from .recorder import StreamRecorder as StreamRecorder
 from .recorder import record_streams as record_streams
 from .servers import GunicornServer as GunicornServer
 from .servers import LiveServer as LiveServer
+from .servers import ServerProcess as ServerProcess
 from .servers import disconnect_after as disconnect_after
 from .servers import serve as serve
+from .servers import serve_cheroot as serve_cheroot
 from .servers import serve_gunicorn as serve_gunicorn
+from .servers import serve_mod_wsgi as serve_mod_wsgi
+from .servers import serve_nginx as serve_nginx
+from .servers import serve_uwsgi as serve_uwsgi
+from .servers import serve_werkzeug as serve_werkzeug
 
 try:  # the pytest plugin: ``pytest_plugins = ['tgstream.testing']``
     from .plugin import tgstream_recorder as tgstream_recorder
@@ -45,11 +51,17 @@ except ImportError:  # pragma: no cover - pytest is not installed
 __all__ = [
     'GunicornServer',
     'LiveServer',
+    'ServerProcess',
     'StreamRecorder',
     'StreamedResponse',
     'disconnect_after',
     'open_stream',
     'record_streams',
     'serve',
+    'serve_cheroot',
     'serve_gunicorn',
+    'serve_mod_wsgi',
+    'serve_nginx',
+    'serve_uwsgi',
+    'serve_werkzeug',
 ]

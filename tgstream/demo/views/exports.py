@@ -1,9 +1,9 @@
 """Exports of the whole users table: JSON array, NDJSON and CSV.
 
 Core rows (not ORM objects) are streamed in batches by
-``tgstream.stream_query``; the ``stream_filename`` view option sets
-``Content-Disposition`` (``expose`` also takes TurboGears' ``filename=``;
-``view_config`` and ``add_view`` only the prefixed name). Memory stays flat
+``tgstream.stream_query``; ``expose``'s ``filename=`` sets
+``Content-Disposition`` (it is the ``stream_filename`` view option, the
+only spelling ``view_config`` and ``add_view`` take). Memory stays flat
 whatever the table size.
 """
 from __future__ import annotations
