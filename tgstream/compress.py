@@ -7,7 +7,11 @@ stream arrives in one piece when it is over. With ``tgstream.compress =
 true``, tgstream compresses streams itself, with a sync flush after every
 write, so each write reaches the client (decompressible) at once:
 
-- only when the request's ``Accept-Encoding`` accepts ``gzip``, the
+- only when the request has an ``Accept-Encoding`` header that accepts
+  ``gzip`` (``gzip``, ``x-gzip`` or ``*`` with a non-zero quality: a
+  request without the header -- plain ``curl``, many HTTP libraries --
+  gets the body as it is, although WebOb reads a missing header as
+  "anything"), the
   response has no ``Content-Encoding`` or ``Content-Length`` of its own,
   and it is not ``text/event-stream`` (proxies and browsers handle
   uncompressed event streams best; a sync flush per event costs more than
@@ -45,6 +49,10 @@ def wants_gzip(request, response) -> bool:
     vary = list(response.vary or ())
     if not any(v.lower() == 'accept-encoding' for v in vary):
         response.vary = vary + ['Accept-Encoding']
+    # WebOb's AcceptEncodingNoHeader accepts every offer: only a client
+    # that asks for gzip may get it.
+    if request.headers.get('Accept-Encoding') is None:
+        return False
     offers = request.accept_encoding.acceptable_offers(['gzip'])
     return bool(offers)
 

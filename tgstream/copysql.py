@@ -114,24 +114,21 @@ def guard_sql(text: str) -> str:
 def _inner_sql(text: str) -> str:
     # A formula after a separator inside the cell: the cell is cut before
     # each separator; a piece that is a separator, lead characters and a
-    # formula start gets a ' before the start, unless the segment (up to the
-    # next separator) is numeric -- csvsafe's _INNER_FORMULA and
-    # _escape_segment.
+    # formula start gets a ' before the start, numbers too (issue 22: a
+    # reader splitting there reads on past the segment) -- csvsafe's
+    # _INNER_FORMULA and _escape_segment.
     rule = guard_rule()
     separators = _regex_class(rule['inner_separators'])
     before = separators + _regex_class(rule['lead']) + '*'
-    segment = '(%s*)' % _regex_class(rule['inner_separators'], negate=True)
     return (
-        "CASE WHEN {t} ~ {any} THEN (SELECT string_agg(CASE WHEN p ~ {formula} AND "
-        "substring(p FROM {segment}) !~ {numeric} THEN regexp_replace(p, {head}, {mark}) "
+        "CASE WHEN {t} ~ {any} THEN (SELECT string_agg(CASE WHEN p ~ {formula} "
+        "THEN regexp_replace(p, {head}, {mark}) "
         "ELSE p END, '' ORDER BY n) FROM regexp_split_to_table({t}, {cut}) "
         "WITH ORDINALITY AS tgstream_piece(p, n)) ELSE {t} END"
     ).format(
         t=text, any=sql_literal(separators),
         formula=sql_literal('^' + before + _regex_class(rule['starts'])),
-        # substring() returns what the (only) parenthesised group matched
-        segment=sql_literal('^' + before + segment),
-        numeric=sql_literal(rule['numeric']), head=sql_literal('^(%s)' % before),
+        head=sql_literal('^(%s)' % before),
         mark=sql_literal("\\1'"), cut=sql_literal('(?=%s)' % separators),
     )
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterator
 
-from ._compat import batch_expunge, prefetched_rows, result_processors
+from ._compat import (
+    batch_expunge,
+    prefetched_rows,
+    query_result,
+    result_processors,
+    result_yield_per,
+)
 from .items import Batch, ResultRows, TupleRows
 
 
@@ -175,6 +181,11 @@ class TextRows(TupleRows):
 
     __slots__ = ('plain',)
 
+    #: every character the cells of the ``plain`` columns may hold: the
+    #: text of integers (``-123``), dates (``2024-01-02``) and timestamps
+    #: without time zone (``2024-01-02 03:04:05.678``)
+    CHARACTERS = frozenset('0123456789-:. ')
+
     def __init__(self, rows, keys: list, plain: frozenset):
         super().__init__(rows, keys)
         self.plain = plain
@@ -195,35 +206,45 @@ _TEXT_DATES = {1082: 10, 1114: 19}
 def _text_partitions(result, fetch: int) -> Iterator[TextRows] | None:
     """The partitions of ``result`` as :class:`TextRows` read from the
     psycopg cursor itself (no SQLAlchemy ``Row`` per row), or ``None`` when
-    that would not give the same cells: another dialect or driver, a column
-    with a SQLAlchemy result processor (a ``TypeDecorator``, an ``Enum``...),
-    a result that is not a plain ``CursorResult``."""
-    context = getattr(result, 'context', None)
-    cursor = getattr(result, 'cursor', None)
-    dialect = getattr(context, 'dialect', None)
+    that would not give the same cells: whatever :func:`_cursor_source`
+    refuses, a column with a SQLAlchemy result processor (a
+    ``TypeDecorator``, an ``Enum``...), another dialect or driver, a
+    session whose ``DateStyle`` is not ISO."""
+    source = _cursor_source(result)
+    if source is None or any(source[1]):
+        return None
+    cursor, _ = source
+    dialect = getattr(getattr(result, 'context', None), 'dialect', None)
     if (
-        cursor is None or dialect is None
-        or dialect.name != 'postgresql' or dialect.driver != 'psycopg'
+        dialect is None or dialect.name != 'postgresql' or dialect.driver != 'psycopg'
         or not hasattr(cursor, 'adapters')
+        or not cursor.connection.info.parameter_status('DateStyle').startswith('ISO')
     ):
         return None
-    description = cursor.description
-    compiled = getattr(context, 'compiled', None)
-    columns = list(getattr(getattr(compiled, 'statement', None), 'selected_columns', ()))
-    if not description or len(columns) != len(description):
+    return _read_text(result, cursor, fetch, cursor.description)
+
+
+def _cursor_source(result) -> tuple[Any, list] | None:
+    """The one decision of both fast paths: ``(cursor, processors)`` when
+    the rows of ``result`` may be read from its driver cursor and put
+    through ``processors`` (SQLAlchemy's own, ``None`` for a column without
+    one) to be exactly what the result itself would give; else ``None``.
+
+    Refused: anything but a plain ``CursorResult`` (``scalars()``,
+    ``mappings()``), a result with a filter of its own (``columns()``,
+    ``unique()``), rows logged by ``echo='debug'``, a result read ahead of
+    by more than the one row a ``yield_per`` result buffers at execution
+    (see :func:`tgstream._compat.result_processors`)."""
+    cursor = getattr(result, 'cursor', None)
+    processors = result_processors(result)
+    if (
+        cursor is None or processors is None
+        or not cursor.description or len(processors) != len(cursor.description)
+        # the rows read ahead at execution time come through the result
+        or prefetched_rows(result) != 1
+    ):
         return None
-    for column, desc in zip(columns, description):
-        impl = column.type.dialect_impl(dialect)
-        if impl.result_processor(dialect, desc.type_code) is not None:
-            return None
-    # SQLAlchemy's server-side cursor strategy reads one row at execution
-    # time: take that one through the result, the rest from the cursor.
-    if prefetched_rows(result) != 1:
-        return None
-    connection = cursor.connection
-    if not connection.info.parameter_status('DateStyle').startswith('ISO'):
-        return None
-    return _read_text(result, cursor, fetch, description)
+    return cursor, processors
 
 
 def _read_text(result, cursor, fetch, description) -> Iterator[TextRows]:
@@ -281,16 +302,11 @@ def _tuple_partitions(result, fetch: int) -> Iterator[TupleRows] | None:
     read from the driver's cursor and put through SQLAlchemy's own result
     processors (the values each ``Row`` would hold, without building the
     ``Row``), or ``None`` when that is not known to give the same values
-    (see :func:`tgstream._compat.result_processors`)."""
-    cursor = getattr(result, 'cursor', None)
-    processors = result_processors(result)
-    if (
-        cursor is None or processors is None
-        or not cursor.description or len(processors) != len(cursor.description)
-        # the rows read ahead at execution time come through the result
-        or prefetched_rows(result) != 1
-    ):
+    (see :func:`_cursor_source`)."""
+    source = _cursor_source(result)
+    if source is None:
         return None
+    cursor, processors = source
     return _read_tuples(result, cursor, fetch, _tuple_processor(processors))
 
 
@@ -369,31 +385,17 @@ def result_batches(value: Any, *, tuples: bool = False,
     return None
 
 
-def _query_result(query):
-    # Query.__iter__ runs Query._iter() (the Result, scalars for a single
-    # entity); with yield_per for a server-side cursor where allowed.
-    from sqlalchemy.exc import InvalidRequestError
-
-    if not query.load_options._yield_per:
-        try:
-            return query.yield_per(DEFAULT_BATCH_ROWS)._iter()
-        except InvalidRequestError:  # eager loaders that need all rows
-            pass
-    return query._iter()
-
-
 def _partitions(result, query, tuples: bool = False, text: bool = False) -> Iterator[Batch]:
     from sqlalchemy.engine import Result
 
     if result is None:  # a Query runs when the stream is primed
-        result = _query_result(query)
+        result = query_result(query, DEFAULT_BATCH_ROWS)
     rows = isinstance(result, Result)
     size = DEFAULT_BATCH_ROWS if rows else DEFAULT_BATCH_OBJECTS
     # A partition per fetch of the result's own yield_per (a smaller one
     # would cost a server-side cursor round trip each), encoded ``size``
-    # at a time. (``_yield_per``: SQLAlchemy keeps it on the real result.)
-    real = getattr(result, '_real_result', None) or result
-    fetch = max(getattr(real, '_yield_per', None) or size, size)
+    # at a time.
+    fetch = max(result_yield_per(result) or size, size)
     try:
         plain: Iterator[TupleRows] | None = None
         if tuples and rows:  # the driver's rows as tuples, where that is the same

@@ -156,3 +156,23 @@ def test_gzip_stream_bytes_are_standard_gzip():
     data = b''.join(body)
     body.close()
     assert gzip.decompress(data) == b'a' * 100 + b'bc\n' and source.closed
+
+
+def test_a_request_without_accept_encoding_gets_no_gzip(engine, live, tgstream_log):
+    # plain curl, urllib3 without headers...: no Accept-Encoding at all
+    import socket
+    from urllib.parse import urlsplit
+
+    url = live(build_db_app(engine, views, settings={'tgstream.compress': 'true'}))
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b'GET /rows HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        data = b''
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b'\r\n\r\n')
+    assert b'content-encoding' not in head.lower()
+    assert b'row 100\n' in body and b'row 109\n' in body

@@ -134,7 +134,7 @@ def test_str_subclasses_are_judged_and_written_as_the_same_text():
 @pytest.mark.parametrize('cell, line', [
     ("x\r=cmd|' /C calc'!A0", '"x\r\'=cmd|\' /C calc\'!A0"\n'),
     ('x;=cmd', '"x;\'=cmd"\n'),
-    ('x;-5', '"x;-5"\n'),
+    ('x;-5', '"x;\'-5"\n'),
     ('x\n=1', '"x\n\'=1"\n'),
 ])
 def test_line_breaks_and_separators_are_quoted(cell, line):

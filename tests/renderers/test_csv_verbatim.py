@@ -4,6 +4,7 @@ writes every other batch."""
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 
 import pytest
@@ -62,22 +63,38 @@ def test_verbatim_is_what_the_csv_module_writes(options, guard, rows):
 def test_plain_batches_are_joined():
     rows = [('1', 'user 1', 'u1@example.com', None), ('2', 'user 2', 'u2@example.com', '')]
     special = csv_renderer._verbatim_special(csv.writer(io.StringIO()).dialect)
-    assert verbatim_text(rows, frozenset(), special, ',', '\r\n') == (
+    assert verbatim_text(rows, special, ',', '\r\n') == (
         '1,user 1,u1@example.com,\r\n2,user 2,u2@example.com,\r\n')
-    assert verbatim_text([(1, 'x'), (None, 'y')], frozenset(), special, ',', '\n') == (
+    assert verbatim_text([(1, 'x'), (None, 'y')], special, ',', '\n') == (
         '1,x\n,y\n')
-    # plain columns (TextRows.plain) are not searched
-    assert verbatim_text([('2024-01-01', 'x')], frozenset({0}), special, ',', '\n') == (
-        '2024-01-01,x\n')
+    assert verbatim_text([('2024-01-01', 'x', 1.5, True)], special, ',', '\n') == (
+        '2024-01-01,x,1.5,True\n')
+
+
+@pytest.mark.parametrize('options, rows', [
+    # every cell is checked, integers and the text of dates included (issue 22 #3)
+    ({'escapechar': '0'}, [(1, 10, 'a')]),
+    ({'delimiter': ':'}, [('2024-01-02 03:04:05', 'a')]),
+    ({'delimiter': ':'}, [(datetime.datetime(2024, 1, 2, 3, 4, 5), 'a')]),
+    ({'formula_guard': False, 'delimiter': '-'}, [(2, -5, 'a')]),
+])
+def test_every_cell_is_checked_against_the_dialect(options, rows):
+    options = dict(options)
+    guard = options.pop('formula_guard', True)
+    assert encode(rows, options, guard) == encode(rows, options, guard, verbatim=False)
+    dialect = csv.writer(io.StringIO(), **options).dialect
+    assert verbatim_text(rows, csv_renderer._verbatim_special(dialect),
+                         dialect.delimiter, '\n') is None
 
 
 @pytest.mark.parametrize('rows', [
     [('a,b', 'x')], [('a"b', 'x')], [('a\nb', 'x')], [('=1+1', 'x')], [(' a', 'x')],
-    [('a;b', 'x')], [('a', 'x'), ('b',)], [('only',)], [(1.5, 'x')], [(True, 'x')],
+    [('a;b', 'x')], [('a', 'x'), ('b',)], [('only',)], [(-1, 'x')], [(object(), 'x')],
+    [(1, '-5')],
 ])
 def test_anything_else_goes_to_the_csv_module(rows):
     special = csv_renderer._verbatim_special(csv.writer(io.StringIO()).dialect)
-    assert verbatim_text(rows, frozenset(), special, ',', '\r\n') is None
+    assert verbatim_text(rows, special, ',', '\r\n') is None
 
 
 def test_quoting_other_than_minimal_is_never_verbatim():

@@ -12,6 +12,7 @@ import logging
 import pytest
 from pyramid.exceptions import ConfigurationError
 from pyramid.renderers import JSON
+from pyramid.testing import DummyRequest
 
 import tgstream
 from tests.renderers.test_jsonrules import add, serve_items
@@ -215,3 +216,29 @@ def test_log_names_the_failed_type_and_index(make_app, caplog):
             response.read()
     text = caplog.text
     assert 'item 2 (builtins.set) could not be encoded' in text
+
+
+def test_the_json_plan_is_built_once_per_renderer(monkeypatch):
+    # issue 24: the app's JSON rules are decided once, not per stream
+    from tests.renderers.oracle import make_registry, make_renderer
+    from tgstream.renderers import jsonrules
+
+    built = []
+    original = jsonrules.JSONPlan.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(kwargs.get('one_line', False))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(jsonrules.JSONPlan, '__init__', spy)
+    registry = make_registry({datetime.datetime: lambda obj, request: obj.isoformat()})
+    for name in ('json', 'ndjson'):
+        renderer = make_renderer(name, {}, registry)
+        bodies = set()
+        for _ in range(3):
+            request = DummyRequest()
+            request.registry = registry
+            encoder = renderer.encoder(request)
+            bodies.add(encoder.encode({'at': datetime.datetime(2024, 1, 2)}))
+        assert len(bodies) == 1
+    assert built == [False, True]

@@ -404,6 +404,9 @@ def _rule_items():
         {dt.date(2024, 1, 2): 1, dt.datetime(2024, 1, 2, 3, 4, 5): 2, dt.time(1, 2): 3},
         {uuid_.UUID(int=5): 'u', _Plain.RED: 'enum key', 7: 'int', None: 'none'},
         {'nested': [{dt.date(2020, 5, 6): [_Plain.BLUE]}]},
+        # orjson would cut the offset's seconds (issue 22 #7)
+        {dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=1, seconds=30))):
+         'offset with seconds'},
     ]
 
 

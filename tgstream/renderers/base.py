@@ -90,6 +90,9 @@ class JSONRulesRenderer(StreamRenderer):
     that renderer must be a :class:`pyramid.renderers.JSON` (checked here, at
     configuration time, so its rules are never silently ignored)."""
 
+    #: the JSONPlan of its streams, by one_line (tgstream.renderers.jsonrules.plan_of)
+    json_plans: dict | None = None
+
     def __init__(self, info):
         super().__init__(info)
         renderer = info.registry.queryUtility(IRendererFactory, name='json')

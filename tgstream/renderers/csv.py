@@ -31,17 +31,17 @@ import io
 from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
+from .._compat import NOT_A_ROW, row_result
 from ..items import ResultRows, TupleRows
 from ..query import TextRows
 from ..settings import get_settings
 from . import BaseEncoder, StreamRenderer
 from .csvsafe import (
-    DANGEROUS_PREFIXES,
     SEPARATORS,
     char_finder,
-    first_chars,
     guard_row,
     guard_rows,
+    plain_column,
     rows_needing_quotes,
     unquoted_separators,
     unsafe_dialect,
@@ -76,7 +76,12 @@ def _describe(item: Any) -> str:
 #: stream_query's batches of tuples (tgstream.items.TupleRows, TextRows)
 _TUPLE_ROWS = (TupleRows, TextRows)
 
-_STR, _STR_NONE, _INT_NONE = {str}, {str, type(None)}, {int, type(None)}
+#: quoting modes under which the csv module writes str(value) as it writes
+#: the value (not QUOTE_NONNUMERIC, nor Python 3.12's QUOTE_STRINGS)
+_TEXT_AS_VALUE_QUOTING = frozenset(
+    getattr(csv, name) for name in ('QUOTE_MINIMAL', 'QUOTE_ALL', 'QUOTE_NONE', 'QUOTE_NOTNULL')
+    if hasattr(csv, name))
+
 #: batches written by the csv module, without the verbatim check, after one
 #: that failed it
 _VERBATIM_BACKOFF = 15
@@ -96,46 +101,30 @@ def _verbatim_special(dialect: Any) -> str | None:
     return ''.join(sorted(special))
 
 
-def verbatim_text(rows: list, plain: frozenset, special: str, delimiter: str,
-                  lineterminator: str) -> str | None:
+def verbatim_text(rows: list, special: str, delimiter: str,
+                  lineterminator: str, known: frozenset = frozenset()) -> str | None:
     """What the :mod:`csv` writer writes for ``rows`` when a check at C speed,
     column by column, proves it would write every cell as it is -- and the
-    formula guard and the quoting of unsafe rows would change nothing:
-    ``str`` cells with none of ``special`` and no first character that
-    starts a formula or is white space, ``int`` cells, ``None`` (an empty
-    cell). The cells joined by the delimiter, each line ended by the line
-    terminator. ``None`` when the check fails (the csv module writes them).
+    formula guard and the quoting of unsafe rows would change nothing
+    (:func:`~tgstream.renderers.csvsafe.plain_column`): the cells joined by
+    the delimiter, each line ended by the line terminator. ``None`` when
+    the check fails (the csv module writes them).
 
-    ``plain``: indexes of columns of digits-first text or ``None``
-    (:class:`~tgstream.query.TextRows`), not checked.
+    ``known``: indexes of :class:`~tgstream.query.TextRows` columns
+    (``TextRows.plain``), whose characters are known not to be ``special``
+    (the caller checked ``TextRows.CHARACTERS`` once): not searched.
     """
     if len(set(map(len, rows))) != 1 or len(rows[0]) < 2:
         return None  # ragged rows, or one-cell rows (csv quotes an empty one)
     search = char_finder(frozenset(special))
-    columns: list | None = None  # the columns rewritten (None as '', int as str)
-    kinds: set
+    columns: list | None = None  # the columns rewritten as their text
     for index, column in enumerate(zip(*rows)):
-        if index in plain:
-            kinds = _STR_NONE if None in column else _STR
-        else:
-            kinds = set(map(type, column))
-            if kinds <= _INT_NONE and int in kinds:
-                columns = columns or list(zip(*rows))
-                columns[index] = ['' if value is None else str(value) for value in column]
-                continue
-            if not kinds <= _STR_NONE:
-                return None
-            text = [value for value in column if value is not None] if kinds != _STR else column
-            starts = first_chars(text)
-            if (
-                search(''.join(text)) is not None
-                or not starts.isdisjoint(DANGEROUS_PREFIXES)
-                or any(map(str.isspace, starts))
-            ):
-                return None
-        if kinds != _STR:
+        text = plain_column(column, search, index == 0, index in known)
+        if text is None:
+            return None
+        if text is not column:
             columns = columns or list(zip(*rows))
-            columns[index] = ['' if value is None else value for value in column]
+            columns[index] = text
     lines = rows if columns is None else zip(*columns)
     return lineterminator.join(map(delimiter.join, lines)) + lineterminator
 
@@ -144,9 +133,11 @@ class CSVEncoder(BaseEncoder):
     """Encode items as CSV rows (see the module docstring)."""
 
     flush_each = False
-    #: batches of rows as tuples, of text where that is the same file
-    #: (tgstream.items.TupleRows, tgstream.query.TextRows)
-    takes_tuple_rows = takes_text_rows = True
+    #: batches of rows as tuples (tgstream.items.TupleRows); of text
+    #: (tgstream.query.TextRows) only where that writes the same file (set
+    #: per dialect in __init__)
+    takes_tuple_rows = True
+    takes_text_rows = False
 
     def __init__(
         self,
@@ -170,10 +161,17 @@ class CSVEncoder(BaseEncoder):
         )
         self._separators = unquoted_separators(self._writer.dialect)
         dialect = self._writer.dialect
+        # The text of an integer or a date is written as the value itself is,
+        # unless the quoting mode tells numbers from text (QUOTE_NONNUMERIC
+        # quotes the text '1', not the number 1).
+        self.takes_text_rows = dialect.quoting in _TEXT_AS_VALUE_QUOTING
         # a batch whose cells need nothing is joined (verbatim_text); not
         # under a guard of the app's own, whose rules are unknown
         special = _verbatim_special(dialect) if guard is None or guard is guard_row else None
         self._verbatim = (special, dialect.delimiter, dialect.lineterminator)
+        # the text of TextRows' integers and dates holds none of the
+        # characters a cell must not hold: decided once, for every batch
+        self._verbatim_text_rows = special is not None and TextRows.CHARACTERS.isdisjoint(special)
         self._verbatim_wait = 0  # batches to write without trying it (see encode_batch)
         self.columns = list(columns) if columns is not None else None
         self.header = header
@@ -273,7 +271,10 @@ class CSVEncoder(BaseEncoder):
         return self.keys
 
     def _row_cells(self, row) -> list:
-        parent = getattr(row, '_parent', None)
+        try:
+            parent = row_result(row)  # the result's metadata: one picker per result
+        except NOT_A_ROW:  # pragma: no cover - a Row subclass of another kind
+            parent = None
         if self._row_picker is None or parent is None or parent is not self._row_parent:
             self._row_picker = self._picker(row)
             self._row_parent = parent
@@ -351,7 +352,8 @@ class CSVEncoder(BaseEncoder):
                 if self._verbatim_wait:
                     self._verbatim_wait -= 1
                 else:
-                    text = verbatim_text(rows, plain, special, delimiter, lineterminator)
+                    text = verbatim_text(rows, special, delimiter, lineterminator,
+                                         plain if self._verbatim_text_rows else frozenset())
                     if text is None:
                         # the batches of one stream are alike: after a batch
                         # that needs the csv module, don't pay the check (a

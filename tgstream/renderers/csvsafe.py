@@ -21,16 +21,29 @@ The rule is defusedcsv's (3.0), plus the characters OWASP and ASVS 5.0
   negative amounts already formatted as text survive; ``'+5'`` or ``'-1e5'``
   are escaped;
 - numbers (anything registered as :class:`numbers.Number`: ``int``,
-  ``float``, ``Decimal``, ``Fraction``, ``bool``) and ``None`` are never
+  ``float``, ``Decimal``, ``Fraction``, ``bool``) and ``None`` are not
   changed, so ``-5`` stays ``-5``;
+- except in the first cell of a row: there a ``-`` number or numeric text
+  is escaped (``'-5``) unless every other cell is empty or made of
+  :data:`NUMERIC_CHARS` -- a reader splitting on another separator reads the
+  line as one cell, and ``-5,5+HYPERLINK(...)`` is a formula
+  (:func:`guard_row`);
 - a ``str`` subclass (a ``(str, Enum)`` member) is judged by its
   characters -- what the ``csv`` module writes, whatever its ``__str__``
   says -- and those characters are what is written;
 - any other object is judged by ``str(value)`` (what the ``csv`` module
   writes) and returned unchanged when that is safe;
-- inside a cell, a segment after a separator or line break (``, ; tab | CR
-  LF``) that starts a formula gets the same ``'`` (``x;'=cmd``): a reader
-  that splits there sees an escaped cell.
+- inside a cell, a segment after a separator or line break
+  (:data:`SEPARATORS`: ``, ; tab |`` and :data:`LINE_BREAKS`, every line
+  break of ``str.splitlines()``) that starts a formula gets the same ``'``
+  (``x;'=cmd``), a number too (``x;'-5``): a reader that splits there sees
+  an escaped cell.
+
+The guard's property, tested with hypothesis
+(tests/renderers/test_guard_property.py): for every dialect
+:func:`unsafe_dialect` accepts, no cell read back by the writer's dialect,
+a ``;`` reader, a ``,`` reader, or those after ``str.splitlines()``, begins
+with ``= + - @`` (after tabs and CRs) unless escaped or made of numbers.
 
 Cells are also safe for readers other than the file's own dialect:
 
@@ -70,9 +83,17 @@ from typing import Any, Callable, Iterable
 #: First characters that make a spreadsheet evaluate a cell.
 DANGEROUS_PREFIXES = frozenset('=+-@|%\t\r\0')
 
-# defusedcsv's "this is a number, not a formula" pattern (\Z, not $: a
-# trailing newline does not make a cell a number).
-_NUMERIC = re.compile(r'-?[0-9,.]+\Z')
+#: defusedcsv's "this is a number, not a formula" pattern, matched against a
+#: whole cell's text: such a cell keeps its leading ``-`` (see
+#: :func:`guard_cell`; not inside a cell, and in a row's first cell only
+#: under :data:`NUMERIC_CHARS`).
+NUMERIC_PATTERN = r'-?[0-9,.]+'
+# (\Z, not $: a trailing newline does not make a cell a number)
+_NUMERIC = re.compile(NUMERIC_PATTERN + r'\Z')
+#: The characters every other cell of a row must be made of (or be empty)
+#: for the row's first cell to keep the numeric exemption: a reader that
+#: splits on another separator reads the whole line as one cell.
+NUMERIC_CHARS = frozenset('-0123456789,.')
 
 # Exact types guard_row passes through without a call (the common cells):
 # numbers and None, and types whose str() always starts with a digit or a
@@ -85,14 +106,21 @@ _PLAIN_TYPES = frozenset((
 _first_char = operator.itemgetter(slice(0, 1))
 
 
+#: Every character ``str.splitlines()`` ends a line at: a reader that splits
+#: lines that way starts a row after each one.
+LINE_BREAKS = frozenset('\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029')
+
+#: Characters that make a row be written fully quoted (see
+#: :func:`row_needs_quotes`) and after which a formula inside a cell is
+#: escaped: the separators readers split cells on, and :data:`LINE_BREAKS`.
+SEPARATORS = frozenset(',;\t|') | LINE_BREAKS
+
 # Inside a cell: a separator or line break, optional spaces and quotes (a
 # foreign reader may take them for quoting), then a formula
 # start and the rest of that segment (up to the next separator).
-_INNER_FORMULA = re.compile(r'(?<=[,;\t|\r\n])([ "]*)([=+\-@][^,;\t|\r\n]*)')
-
-#: Characters that make a row be written fully quoted (see
-#: :func:`row_needs_quotes`): line breaks and the separators readers split on.
-SEPARATORS = frozenset(',;\t|\r\n')
+_SEPARATOR_CLASS = ''.join(map(re.escape, sorted(SEPARATORS)))
+_INNER_FORMULA = re.compile(r'(?<=[%s])([ "]*)([=+\-@][^%s]*)' % (
+    _SEPARATOR_CLASS, _SEPARATOR_CLASS))
 
 
 def cell_text(value: Any) -> str:
@@ -138,16 +166,51 @@ def guard_cell(value: Any) -> Any:
 
 
 def _escape_segment(match: 're.Match[str]') -> str:
-    # What a reader splitting on that separator would see as a cell of its
-    # own gets the same rule as a cell: numbers stay, formulas get a '.
-    segment = match.group(2)
-    if _NUMERIC.match(segment):
-        return match.group(0)
-    return match.group(1) + "'" + segment
+    # What a reader splitting on that separator would see as the start of a
+    # cell of its own gets a ', numbers too: that reader's cell goes on past
+    # the segment (to its next separator, maybe in the next cells: ";-5" then
+    # ",5+HYPERLINK(...)"), so the segment alone proves nothing.
+    return match.group(1) + "'" + match.group(2)
+
+
+def _guard_row_start(row: list) -> list:
+    # ``row`` guarded cell by cell. Its first cell may start with "-" (a
+    # number, or numeric text): a reader splitting on another separator
+    # (";" for a "," file...) reads the line as one cell starting there, so
+    # the exemption holds only if the rest cannot make that a formula.
+    first = row[0]
+    if first is None:
+        return row
+    text = cell_text(first)
+    if not text.startswith('-'):
+        return row
+    for value in row[1:]:
+        if value is not None and not NUMERIC_CHARS.issuperset(cell_text(value)):
+            row = list(row)
+            row[0] = "'" + text
+            return row
+    return row
+
+
+def _starts_negative(column: tuple) -> bool:
+    # Does a cell of this (first) column start with "-"? At C speed for the
+    # usual columns.
+    kinds = set(map(type, column))
+    if kinds == _STR:
+        return '-' in set(map(_first_char, column))
+    if kinds <= _INT_NONE:
+        return min(filter(None, column), default=0) < 0
+    return any(value is not None and cell_text(value)[:1] == '-' for value in column)
+
+
+_INT_NONE = {int, type(None)}
 
 
 def guard_row(row: Iterable[Any]) -> list[Any]:
-    """A new list: ``row`` with every cell passed through :func:`guard_cell`.
+    """A new list: ``row`` with every cell passed through :func:`guard_cell`,
+    and its first cell escaped if it starts with ``-`` while another cell
+    is not made of :data:`NUMERIC_CHARS` (``-5,5+HYPERLINK(...)`` is one
+    formula cell to a reader splitting on ``;``).
 
     Called by the ``csv`` renderer for each row (header included) when the
     formula guard is on.
@@ -157,7 +220,7 @@ def guard_row(row: Iterable[Any]) -> list[Any]:
     plain = _PLAIN_TYPES
     # Inlined fast path (about 3x faster than calling guard_cell per cell):
     # most cells are numbers, None or harmless text.
-    return [
+    cells = [
         value
         if value.__class__ in plain
         or (
@@ -167,6 +230,7 @@ def guard_row(row: Iterable[Any]) -> list[Any]:
         else guard_cell(value)
         for value in row
     ]
+    return _guard_row_start(cells) if cells else cells
 
 
 def _column_is_safe(column: tuple) -> bool:
@@ -181,6 +245,57 @@ def _column_is_safe(column: tuple) -> bool:
         return DANGEROUS_PREFIXES.isdisjoint(map(_first_char, column)) and (
             char_finder(SEPARATORS)(''.join(column)) is None)
     return False
+
+
+def plain_column(column: tuple, search: Callable[[str], Any], first: bool,
+                 known: bool = False) -> Any:
+    """The one "plain cell" predicate of the csv fast paths: the texts the
+    :mod:`csv` module writes for the cells of ``column`` (``column`` itself
+    when they are its own ``str`` cells), if every one is written as it is
+    and the guard would change none of them; else ``None``.
+
+    A cell is plain when it is ``None`` (``''``) or of a :data:`_PLAIN_TYPES`
+    or exactly ``str``, its text (:func:`cell_text`) holds none of the
+    characters ``search`` finds (the caller's dialect's and the guard's
+    separators), and, for a ``str`` cell or a cell of the first column
+    (where a reader splitting on another separator starts a cell: see
+    :func:`guard_row`), its first character neither starts a formula nor is
+    white space.
+
+    ``known``: the caller knows every cell is ``None`` or text made of
+    characters ``search`` does not find (the text of integers and dates of
+    :class:`~tgstream.query.TextRows`, whose characters are
+    ``TextRows.CHARACTERS``): not searched.
+    """
+    text: Any
+    if known:
+        text = ['' if value is None else value for value in column] if None in column \
+            else column
+        if first and '-' in set(map(_first_char, text)):
+            return None  # a negative integer starts the row (guard_row)
+        return text
+    kinds = set(map(type, column))
+    starts: set | None
+    if kinds == _STR:
+        text = column
+        starts = set(map(_first_char, column))
+    elif kinds <= _PLAIN_TEXT_TYPES:
+        text = ['' if value is None else value if value.__class__ is str else cell_text(value)
+                for value in column]
+        starts = set(map(_first_char, text)) if first or str in kinds else None
+    else:
+        return None
+    if search(''.join(text)) is not None:
+        return None
+    if starts is not None and (
+        not starts.isdisjoint(DANGEROUS_PREFIXES) or any(map(str.isspace, starts))
+    ):
+        return None
+    return text
+
+
+_STR = {str}
+_PLAIN_TEXT_TYPES = _PLAIN_TYPES | _STR
 
 
 def first_chars(column: Any) -> set:
@@ -210,16 +325,18 @@ def guard_rows(rows: list, plain: frozenset = frozenset()) -> list:
     """
     if not rows:
         return rows
-    if len(set(map(len, rows))) != 1:
+    if len(set(map(len, rows))) != 1 or not rows[0]:
         return [guard_row(row) for row in rows]
     columns: list[Any] = list(zip(*rows))
     unsafe = [index for index, column in enumerate(columns)
               if index not in plain and not _column_is_safe(column)]
-    if not unsafe:
-        return rows
-    for index in unsafe:
-        columns[index] = guard_row(columns[index])
-    return list(zip(*columns))
+    if unsafe:
+        for index in unsafe:
+            columns[index] = [guard_cell(value) for value in columns[index]]
+        rows = list(zip(*columns))
+    if _starts_negative(columns[0]):
+        rows = [_guard_row_start(row) for row in rows]
+    return rows
 
 
 def row_needs_quotes(row: list[Any], separators: frozenset = SEPARATORS) -> bool:
@@ -294,9 +411,14 @@ def unsafe_dialect(dialect: Any = 'excel', **fmtparams: Any) -> str | None:
             d.lineterminator,)
     if d.delimiter in '=+-@%\'' or d.delimiter.isalnum():
         return 'delimiter=%r can start a formula or hide one' % (d.delimiter,)
+    if d.delimiter == d.quotechar or d.delimiter in LINE_BREAKS or d.delimiter == '\0':
+        return ('delimiter=%r is the quote character or a line break: readers '
+                'cannot tell cells apart' % (d.delimiter,))
     if d.escapechar is not None and (d.escapechar in DANGEROUS_PREFIXES or
-                                     d.escapechar in SEPARATORS):
-        return 'escapechar=%r' % (d.escapechar,)
+                                     d.escapechar in SEPARATORS or
+                                     d.escapechar in (d.delimiter, d.quotechar)):
+        return ('escapechar=%r is a formula start, a separator, a line break, the '
+                'delimiter or the quote character' % (d.escapechar,))
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
-from .jsonrules import JSONEncoding
+from .jsonrules import JSONEncoding, plan_of
 
 #: The fixed in-band record an NDJSON stream with ``error_marker`` sends
 #: when it fails (never the exception's text).
@@ -99,7 +99,7 @@ class JSONStreamRenderer(JSONRulesRenderer):
     options = frozenset()
 
     def encoder(self, request) -> Encoder:
-        return JSONArrayEncoder(JSONEncoding(request))
+        return JSONArrayEncoder(JSONEncoding(request, plan=plan_of(self, request)))
 
 
 class NDJSONStreamRenderer(JSONRulesRenderer):
@@ -111,7 +111,9 @@ class NDJSONStreamRenderer(JSONRulesRenderer):
     options = frozenset({'error_marker'})
 
     def encoder(self, request) -> Encoder:
-        return NDJSONEncoder(JSONEncoding(request, one_line=True), self.error_marker)
+        return NDJSONEncoder(
+            JSONEncoding(request, plan=plan_of(self, request, one_line=True)),
+            self.error_marker)
 
 
 def includeme(config) -> None:

@@ -395,6 +395,56 @@ def _adapted_classes(components) -> list[type]:
     return classes
 
 
+class JSONPlan:
+    """What the JSON encoding of a stream takes from the app's configuration
+    (its ``json`` renderer: serializer, options, adapters), decided once: a
+    stream renderer builds it at its first stream and every
+    :class:`JSONEncoding` of its streams reuses it (the decisions cost tens
+    of microseconds; the per-stream part is a few objects).
+
+    ``one_line`` drops an ``indent`` option (NDJSON, SSE).
+    """
+
+    def __init__(self, registry: Any, *, one_line: bool = False):
+        renderer = registry.queryUtility(IRendererFactory, name='json')
+        if not isinstance(renderer, JSON):
+            renderer = _DEFAULT_RENDERER
+        serializer, kw, components = json_renderer_parts(renderer)
+        if one_line:
+            kw.pop('indent', None)
+        self.registry = registry
+        self.serializer = serializer
+        self.kw = kw
+        self.components = components
+        #: the built-in conversions the app has no adapter for (an app
+        #: adapter takes precedence over a built-in)
+        self.builtins = frozenset(
+            cls for cls in _builtins() if not _has_adapter(components, cls))
+        adapted = _adapted_classes(components)
+        #: orjson may encode (UUIDs and enums it encodes itself: not when
+        #: the app adapts them), see choose_codec
+        self.orjson_can_follow = not any(
+            issubclass(cls, (uuid.UUID, enum.Enum)) for cls in adapted)
+        #: the default hook (so the adapters) must see dates and times
+        self.dates_adapted = any(
+            issubclass(cls, (datetime.date, datetime.time)) for cls in adapted)
+        #: ... and their adapters are all isoformat() (see OrjsonCodec)
+        self.dates_isoformat = _dates_are_isoformat(components)
+
+
+def plan_of(renderer: Any, request: Any, *, one_line: bool = False) -> JSONPlan:
+    """The :class:`JSONPlan` of ``renderer``'s streams: built at its first
+    stream (after the configuration is committed, its adapters all added),
+    then reused (kept in ``renderer.json_plans``)."""
+    plans = renderer.json_plans
+    if plans is None:
+        plans = renderer.json_plans = {}
+    plan = plans.get(one_line)
+    if plan is None or plan.registry is not request.registry:
+        plan = plans[one_line] = JSONPlan(request.registry, one_line=one_line)
+    return plan
+
+
 class JSONEncoding:
     """The JSON encoding of one stream (built per request).
 
@@ -405,19 +455,14 @@ class JSONEncoding:
     (NDJSON, SSE).
     """
 
-    def __init__(self, request, *, one_line: bool = False):
-        renderer = request.registry.queryUtility(IRendererFactory, name='json')
-        if not isinstance(renderer, JSON):
-            renderer = _DEFAULT_RENDERER
-        serializer, kw, components = json_renderer_parts(renderer)
-        if one_line:
-            kw.pop('indent', None)
+    def __init__(self, request, *, one_line: bool = False, plan: JSONPlan | None = None):
+        if plan is None:
+            plan = JSONPlan(request.registry, one_line=one_line)
+        components = plan.components
         self.request = request
-        # An app adapter takes precedence over a built-in.
+        builtins = plan.builtins
         self.converters = {
-            cls: convert
-            for cls, convert in _builtins().items()
-            if not _has_adapter(components, cls)
+            cls: convert for cls, convert in _builtins().items() if cls in builtins
         }
         self._bases = tuple(self.converters.items())
         rows = self.converters.get(Row) if Row is not None else None
@@ -431,7 +476,7 @@ class JSONEncoding:
         #: how values become bytes: the app's serializer, the standard
         #: library's json, or orjson (see :func:`choose_codec`)
         self.codec: Codec = choose_codec(
-            serializer, kw, self.default, components, self._prepare
+            plan.serializer, plan.kw, self.default, components, self._prepare, plan
         )
         # the types the serializer encodes by itself (None: unknown, custom)
         self._native = self.codec.native
@@ -688,16 +733,23 @@ class OrjsonCodec(Codec):
 
     def __init__(
         self, default: Callable[[Any], Any], fallback: StdlibCodec, components: Any,
-        prepare: Callable[[list], tuple[list, bool]],
+        prepare: Callable[[list], tuple[list, bool]], plan: JSONPlan | None = None,
     ):
         native: tuple = (uuid.UUID,)
         if hasattr(orjson, 'Fragment'):
             native += (orjson.Fragment,)
-        option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
-        if any(
-            issubclass(cls, (datetime.date, datetime.time))
-            for cls in _adapted_classes(components)
-        ):
+        # Not OPT_NON_STR_KEYS: orjson would format a datetime key itself,
+        # a UTC offset with seconds rounded to the minute; a dict with a
+        # key that is not a str is encoded with its keys made strings by
+        # string_keys (the stdlib codec's rule), see dumps().
+        option = orjson.OPT_PASSTHROUGH_DATACLASS
+        if plan is not None and plan.components is components:
+            dates_adapted, dates_isoformat = plan.dates_adapted, plan.dates_isoformat
+        else:
+            dates_adapted = any(issubclass(cls, (datetime.date, datetime.time))
+                                for cls in _adapted_classes(components))
+            dates_isoformat = _dates_are_isoformat(components)
+        if dates_adapted:
             # let the default hook (and so the adapters) see dates and times
             option |= orjson.OPT_PASSTHROUGH_DATETIME
         else:
@@ -708,7 +760,7 @@ class OrjsonCodec(Codec):
         self.default = default
         self.option = option
         self.native_option: int | None = None
-        if option & orjson.OPT_PASSTHROUGH_DATETIME and _dates_are_isoformat(components):
+        if option & orjson.OPT_PASSTHROUGH_DATETIME and dates_isoformat:
             self.native_option = option & ~orjson.OPT_PASSTHROUGH_DATETIME
         self.fallback = fallback
         self._prepare = prepare
@@ -720,13 +772,24 @@ class OrjsonCodec(Codec):
             return self._dumps(value, self.default, self.option)
         except self._error:
             pass
+        try:  # a key that is not a str: the keys as the stdlib codec makes them
+            return self._dumps(string_keys(value), self.default,
+                               self.option | orjson.OPT_NON_STR_KEYS)
+        except self._error:
+            pass
         return self.fallback.dumps(value)
 
     def dumps_batch(self, values: list) -> bytes:
         prepared, native = self._prepare(values)
-        option = self.native_option if native else self.option
+        option: int = self.native_option if native and self.native_option is not None \
+            else self.option
         try:
             return self._dumps(prepared, self.default, option)[1:-1]
+        except self._error:
+            pass
+        try:  # keys that are not str (see dumps)
+            return self._dumps(string_keys(prepared), self.default,
+                               option | orjson.OPT_NON_STR_KEYS)[1:-1]
         except self._error:
             pass
         return b','.join([self.dumps(value) for value in prepared])
@@ -753,6 +816,7 @@ def _orjson_can_follow(components: Any) -> bool:
 def choose_codec(
     serializer: Callable[..., Any], kw: dict, default: Callable[[Any], Any],
     components: Any, prepare: Callable[[list], tuple[list, bool]],
+    plan: JSONPlan | None = None,
 ) -> Codec:
     """The one place the JSON codec is chosen.
 
@@ -764,6 +828,8 @@ def choose_codec(
     if serializer is not json.dumps:
         return SerializerCodec(serializer, default, kw, prepare)
     stdlib = StdlibCodec(default, kw, prepare)
-    if orjson is not None and not kw and _orjson_can_follow(components):
-        return OrjsonCodec(default, stdlib, components, prepare)
+    can_follow = (plan.orjson_can_follow if plan is not None and plan.components is components
+                  else _orjson_can_follow(components))
+    if orjson is not None and not kw and can_follow:
+        return OrjsonCodec(default, stdlib, components, prepare, plan)
     return stdlib

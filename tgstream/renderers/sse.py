@@ -44,7 +44,7 @@ from ..items import Marker
 from ..settings import get_settings
 from . import BaseEncoder, JSONRulesRenderer
 from .encoders import Encoder
-from .jsonrules import JSONEncoding
+from .jsonrules import JSONEncoding, plan_of
 
 _LINE_BREAK = re.compile('\r\n|\r|\n')
 
@@ -206,7 +206,8 @@ class SSEStreamRenderer(JSONRulesRenderer):
         if keepalive is None:
             keepalive = get_settings(request.registry).sse_keepalive
         return SSEEncoder(
-            JSONEncoding(request, one_line=True), keepalive, self.error_marker
+            JSONEncoding(request, plan=plan_of(self, request, one_line=True)), keepalive,
+            self.error_marker
         )
 
 
