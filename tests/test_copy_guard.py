@@ -15,7 +15,7 @@ from tests.renderers.test_csv_dialects import assert_safe
 from tests.renderers.test_csvsafe import DANGEROUS, looks_numeric
 from tgstream import copysql
 from tgstream.renderers import csvsafe
-from tgstream.renderers.csvsafe import guard_cell
+from tgstream.renderers.csvsafe import guard_cell, guard_row
 
 pytestmark = pytest.mark.postgresql
 
@@ -87,7 +87,7 @@ def copy_text(pg, columns: list[list], delimiter=',', quote_all=False, guard=Tru
 def test_every_reader_sees_only_judged_cells(pg, rows, delimiter, quote_all):
     """The csv renderer's oracle, on PostgreSQL's output."""
     text = copy_text(pg, [list(column) for column in zip(*rows)], delimiter, quote_all)
-    guarded = [[None if c is None else guard_cell(c) for c in row] for row in rows]
+    guarded = [guard_row(row) for row in rows]  # (None stays None)
     own = list(csv.reader(io.StringIO(text, newline=''), delimiter=delimiter))
     assert len(own) == len(rows), 'a cell started a new row: %r' % text
     for read, row in zip(own, guarded):
@@ -139,6 +139,26 @@ def test_other_types(pg, value, plain, guarded):
             for data in copy:
                 out += data
         assert out.decode() == expected + '\n', (value, guard)
+
+
+@pytest.mark.parametrize('first, others, expected', [
+    ("-5", "'5+HYPERLINK(\"x\")'::text", '\'-5,"5+HYPERLINK(""x"")"'),
+    ("-5", "'-7'::text, NULL::text, '1,5'::text", '-5,"-7",,"1,5"'),
+    ("5", "'5+HYPERLINK(\"x\")'::text", '5,"5+HYPERLINK(""x"")"'),
+    ("NULL::int", "'x'::text", ',"x"'),
+    ("-5.5", "'2024-01-02'::date", '-5.5,2024-01-02'),
+    ("-5.5", "'2024-01-02 03:04:05'::timestamp", "'-5.5,2024-01-02 03:04:05"),
+])
+def test_a_negative_first_cell_keeps_the_exemption_only_beside_numbers(pg, first, others, expected):
+    """guard_row's first-cell rule: a reader splitting on ";" reads
+    ``-5,5+HYPERLINK(...)`` as one cell starting with "-"."""
+    query = 'SELECT %s AS a, %s' % (first, others)
+    oids = [d.type_code for d in pg.execute(query + ' LIMIT 0').description]
+    out = bytearray()
+    with pg.cursor().copy(copysql.copy_sql(query, oids, True, {})) as copy:
+        for data in copy:
+            out += data
+    assert out.decode() == expected + '\n'
 
 
 def test_a_changed_rule_fails_loudly(monkeypatch):

@@ -145,6 +145,21 @@ def _prefix_sql(text: str) -> str:
              numeric=sql_literal(rule['numeric']), pipe=sql_literal('\\|'), t=text)
 
 
+def _row_start_sql(cell: str, names: Sequence[str]) -> str:
+    # guard_row's last step (csvsafe._guard_row_start): a first cell that
+    # starts with "-" keeps the numeric exemption only when every other cell
+    # is NULL or made of csvsafe.NUMERIC_CHARS (a reader splitting on ";"
+    # reads "-5,5+HYPERLINK(...)" as one cell); otherwise it gets a '.
+    expression, _, alias = cell.rpartition(' AS ')
+    if not expression:  # an unguarded column, selected as it is
+        expression, alias = cell, cell.rsplit('.', 1)[-1]
+    first = '(%s)::text' % expression
+    others = 'concat(%s)' % ', '.join('tgstream_q.' + name for name in names[1:])
+    numeric = sql_literal('^%s*$' % _regex_class(csvsafe.NUMERIC_CHARS))
+    return ("CASE WHEN %s LIKE '-%%' AND %s !~ %s THEN '''' || %s ELSE %s END AS %s"
+            % (first, others, numeric, first, first, alias))
+
+
 def quote_identifier(name: str) -> str:
     return '"%s"' % name.replace('"', '""')
 
@@ -178,6 +193,8 @@ def copy_sql(query: str, types: Sequence[int], guard: bool, options: dict) -> st
         else:  # concat(): the type's output function, what COPY writes
             cells.append('CASE WHEN %s IS NULL THEN NULL ELSE %s END AS %s' % (
                 column, guard_sql('concat(%s)' % column), name))
+    if guard and len(cells) > 1:
+        cells[0] = _row_start_sql(cells[0], names)
     with_ = ['FORMAT csv', 'HEADER false']
     if options.get('delimiter', ',') != ',':
         with_.append('DELIMITER %s' % sql_literal(options['delimiter']))
