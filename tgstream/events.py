@@ -141,7 +141,7 @@ class StreamFinished:
         self.duration: float = stream.duration
         self.exception: BaseException | None = stream.exception
 
-    # Deprecated: one name per fact (changes/24.rst).
+    # Deprecated: one name per fact (CHANGES.rst, issue 24).
     @property
     def transaction_outcome(self) -> str:
         """Deprecated alias of :attr:`transaction`."""
