@@ -6,93 +6,34 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 
 import httpx
 import pytest
 
 import tgstream
 from tests.recipes import documented_nginx_recipe
+from tgstream.testing.servers import nginx_binary, serve_nginx
 
 pytestmark = pytest.mark.live
 
-NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.path.exists('/usr/sbin/nginx') else None)
-
-CONFIG = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid %(prefix)s/nginx.pid;
-error_log %(prefix)s/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(prefix)s/body;
-    proxy_temp_path %(prefix)s/proxy;
-    fastcgi_temp_path %(prefix)s/fastcgi;
-    uwsgi_temp_path %(prefix)s/uwsgi;
-    scgi_temp_path %(prefix)s/scgi;
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / {
-            proxy_pass http://127.0.0.1:%(upstream)d;
-            %(recipe)s
-        }
-    }
-}
-"""
 
 # the recipe exactly as docs/production.rst gives it
 RECIPE = '\n'.join(documented_nginx_recipe())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def nginx(upstream_url: str, recipe: str):
-    if NGINX is None:
+    """nginx (tgstream.testing.serve_nginx) proxying to ``upstream_url``
+    with the directives ``recipe``; yields its URL."""
+    if nginx_binary() is None:
         if os.environ.get('TGSTREAM_REQUIRE_NGINX'):
             pytest.fail('nginx is required (TGSTREAM_REQUIRE_NGINX, set by .ci/run) '
                         'but is not installed: apt-get install nginx')
         pytest.skip('nginx is not installed (Debian: apt-get install nginx); '
                     '.ci/run installs it')
-    upstream = int(upstream_url.rsplit(':', 1)[1])
-    port = free_port()
-    with tempfile.TemporaryDirectory() as prefix:
-        path = os.path.join(prefix, 'nginx.conf')
-        with open(path, 'w') as f:
-            f.write(CONFIG % {'prefix': prefix, 'port': port, 'upstream': upstream,
-                              'recipe': recipe})
-        process = subprocess.Popen([NGINX, '-p', prefix, '-c', path, '-e', prefix + '/error.log'],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(('127.0.0.1', port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise AssertionError('nginx did not start: %r'
-                                             % process.stderr.read().decode()) from None
-                    time.sleep(0.05)
-            yield 'http://127.0.0.1:%d' % port
-        finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                process.kill()
-                process.wait(5)
+    with serve_nginx('proxy_pass %s;\n%s' % (upstream_url, recipe)) as server:
+        yield server.url
 
 
 def app(make_app, released):
