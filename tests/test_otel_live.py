@@ -1,6 +1,8 @@
 """tgstream.otel.live: the live streams' metrics hook."""
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import build_app
 from tests.otel_support import sdk
 from tgstream.otel import live_metrics
@@ -54,5 +56,44 @@ def test_a_listen_stream_counts_as_a_listener_until_it_closes():
         stream.close()
         stream.close()  # once
         assert otel.total(ACTIVE_LISTENERS, **attrs) == before
+    finally:
+        stop_hub(app.registry)
+
+
+@pytest.mark.parametrize('backend', ['sqlite', 'postgresql'])
+def test_the_delivery_latency_from_commit_is_recorded(request, backend):
+    """tgstream.listen() records tgstream.live.delivery.duration for each
+    event it hands to its stream (memory backend on SQLite; the durable log
+    on PostgreSQL, from the time the log sequenced the committed row)."""
+    import time
+
+    import webtest
+
+    from tests.liveapp import live_app, pg_live_settings
+    from tgstream.live import get_hub, stop_hub
+    from tgstream.testing import open_stream
+
+    otel = sdk()
+    engine = request.getfixturevalue(backend + '_engine')
+    settings = {} if backend == 'sqlite' else pg_live_settings(
+        engine, request.getfixturevalue('pg_url'))
+    app = live_app(engine, settings)
+    try:
+        hub = get_hub(app.registry)
+        if hub.listener is not None:
+            assert hub.listener.connected.wait(10), 'the listener did not connect'
+        attrs = {'tgstream.live.channel': 'users'}
+        before = otel.total(DELIVERY_DURATION, **attrs)
+        with open_stream(app, '/feed') as feed:
+            assert feed.next_chunk()  # the stream is open (a comment, and its head id)
+            started = time.time()
+            webtest.TestApp(app).get('/add', {'name': 'ann'})
+            while b'data: ' not in (chunk := feed.next_chunk()):
+                assert chunk.startswith(b':'), chunk  # keep-alive comments only
+            waited = time.time() - started
+        assert otel.total(DELIVERY_DURATION, **attrs) == before + 1
+        [point] = [p for a, p in otel.points(DELIVERY_DURATION).items()
+                   if ('tgstream.live.channel', 'users') in a]
+        assert 0 <= point.max <= waited + 0.05
     finally:
         stop_hub(app.registry)

@@ -37,6 +37,10 @@ class Event(NamedTuple):
     data: str
     position: int = 0
     key: int | None = None
+    #: ``time.time()`` of its commit, as this process knows it (memory: the
+    #: commit itself; PostgreSQL: when the log sequenced it, just after its
+    #: commit); 0.0 for replayed events (their delivery is no latency)
+    committed_at: float = 0.0
 
 
 class Reset(NamedTuple):
@@ -241,7 +245,7 @@ class Hub:
                 history.append(event)
             groups = self._by_channel.get(event.channel)
             if groups:
-                item = (event.position, self.encode(event), event.key)
+                item = (event.position, self.encode(event), event.key, event)
                 for group in groups:
                     for subscription in group.subscriptions:
                         subscription.items.append(item)
@@ -255,7 +259,7 @@ class Hub:
     def reset_all(self, reason: str) -> None:
         """Events may have been lost: forget the history and tell every
         stream to reset."""
-        item = (None, self.encode(Reset(reason)), None)
+        item = (None, self.encode(Reset(reason)), None, None)
         with self._lock:
             for channel, history in self._history.items():
                 if history:

@@ -84,14 +84,19 @@ def sequence_sql(table: str) -> str:
         ' SELECT next.id, (SELECT coalesce(max(position), %(origin)s) FROM {t}'
         '   WHERE position IS NOT NULL) + row_number() OVER (ORDER BY next.id) AS position'
         ' FROM next'
-        ') UPDATE {t} SET position = numbered.position FROM numbered'
-        ' WHERE {t}.id = numbered.id'
-        ' RETURNING {t}.position, {t}.channel, {t}.data, {t}.id'
+        # created_at becomes the time the committed row was sequenced (its
+        # commit time within a sequencing step): retention and the delivery
+        # latency count from there
+        ') UPDATE {t} SET position = numbered.position, created_at = clock_timestamp()'
+        ' FROM numbered WHERE {t}.id = numbered.id'
+        ' RETURNING {t}.position, {t}.channel, {t}.data, {t}.id,'
+        ' extract(epoch FROM {t}.created_at)'
     ).format(t=table, page=PAGE)
 
 
 def read_sql(table: str) -> str:
-    return ('SELECT position, channel, data, id FROM %s WHERE position > %%(after)s '
+    return ('SELECT position, channel, data, id, extract(epoch FROM created_at) '
+            'FROM %s WHERE position > %%(after)s '
             'ORDER BY position LIMIT %d' % (table, PAGE))
 
 
@@ -115,10 +120,11 @@ def _literal(text: str) -> str:
 
 
 def to_events(rows: Sequence) -> list[Event]:
-    """Log rows ``(position, channel, data, id)`` as events, in order,
-    without the origin row."""
-    return [Event(channel, str(position), data, position, key)
-            for position, channel, data, key in sorted(rows) if channel]
+    """Log rows ``(position, channel, data, id[, sequenced at])`` as events,
+    in order, without the origin row."""
+    return [Event(channel, str(position), data, position, key,
+                  float(stamp[0]) if stamp else 0.0)
+            for position, channel, data, key, *stamp in sorted(rows) if channel]
 
 
 _ID = re.compile(r'^(\d{1,19})(?::(\d{1,19}(?:,\d{1,19})*))?$')

@@ -11,6 +11,7 @@ transaction, a stream that failed or lost its client) drops them.
 from __future__ import annotations
 
 import threading
+import time
 
 from .hub import Event, Hub
 
@@ -58,8 +59,9 @@ class MemoryNotifications:
 
     def tpc_finish(self, txn) -> None:
         try:
+            committed_at = time.time()
             for event in self.events:
-                self.hub.publish(event)
+                self.hub.publish(event._replace(committed_at=committed_at))
         finally:
             self.events.clear()
             self._release()

@@ -101,11 +101,13 @@ class LiveStream:
                 if self.hub.stopped:
                     return self._end()
                 return sse_idle
-            position, message, key = queued
+            position, message, key, event = queued
             if position is not None and position <= self._after:
                 continue  # already sent from the backlog
             if key is not None and key in self._exclude:
                 continue  # the client had it when its page was rendered
+            if self._metrics is not None and event is not None and event.committed_at:
+                self._metrics.delivered(event.channel, event.committed_at)
             return message
 
     def _end(self) -> ServerSentEvent:
