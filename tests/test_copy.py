@@ -128,6 +128,22 @@ def test_stream_options_map_onto_copy(pg_engine):
 
 
 @pytest.mark.postgresql
+def test_a_guarded_tab_separated_export_takes_the_regular_path(pg_engine):
+    """With a tab delimiter the guard's row rule looks past empty leading
+    cells (csvsafe.guard_blank_row_start), which COPY's SQL cannot: the
+    export is the csv renderer's regular one, byte for byte."""
+    fill(pg_engine)
+
+    def regular(request):
+        return tgstream.stream_query(request.dbsession, STATEMENT)
+
+    options = {'stream_options': {'delimiter': '\t'}}
+    copied = copy_app(pg_engine, **options).get('/export')
+    assert copied.body == copy_app(pg_engine, view=regular, **options).get('/export').body
+    assert copied.text.splitlines()[1].startswith('1\talice\t')
+
+
+@pytest.mark.postgresql
 def test_header_names_are_guarded_and_never_truncated(pg_engine):
     fill(pg_engine)
     long_name = 'the customer who placed the order, as written on the invoice of it'

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from .copysql import copy_options, copy_sql
 from .query import _entity_columns, stream_query
+from .renderers.csvsafe import BLANK_DELIMITERS
 from .renderers.encoders import RawEncoder
 from .settings import get_settings
 
@@ -51,7 +52,11 @@ class CopyStream:
         if guard is None:
             guard = get_settings(request.registry).csv_formula_guard
         connection = session.connection(bind_arguments={'clause': self.statement})
-        if not _copy_capable(connection):
+        if not _copy_capable(connection) or (
+            guard and options.get('delimiter', ',') in BLANK_DELIMITERS
+        ):
+            # (a tab-separated guarded file: the guard's row rule looks past
+            # empty leading cells, which one SQL expression per column cannot)
             return regular(stream_query(session, self.statement), request)
         settings = get_settings(request.registry)
         chunks = _copy_chunks(

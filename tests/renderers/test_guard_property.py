@@ -81,6 +81,12 @@ def write(rows, fmtparams, batch: bool) -> str:
 @given(rows=st.integers(1, 4).flatmap(lambda width: st.lists(
     st.lists(CELL, min_size=width, max_size=width), min_size=1, max_size=4)),
     fmtparams=DIALECT, batch=st.booleans())
+@example(rows=[['', -1, ':']], fmtparams={
+    'delimiter': '\t', 'quotechar': '"', 'escapechar': None, 'lineterminator': '\r\n',
+    'quoting': csv.QUOTE_MINIMAL, 'doublequote': True, 'skipinitialspace': False}, batch=False)
+@example(rows=[['', -1, ':']], fmtparams={
+    'delimiter': '\t', 'quotechar': '"', 'escapechar': None, 'lineterminator': '\r\n',
+    'quoting': csv.QUOTE_MINIMAL, 'doublequote': True, 'skipinitialspace': False}, batch=True)
 @example(rows=[[-5, '5+HYPERLINK("x")']], fmtparams={
     'delimiter': ',', 'quotechar': '"', 'escapechar': None, 'lineterminator': '\r\n',
     'quoting': csv.QUOTE_MINIMAL, 'doublequote': True, 'skipinitialspace': False},

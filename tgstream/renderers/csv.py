@@ -37,8 +37,10 @@ from ..query import TextRows
 from ..settings import get_settings
 from . import BaseEncoder, StreamRenderer
 from .csvsafe import (
+    BLANK_DELIMITERS,
     SEPARATORS,
     char_finder,
+    guard_blank_row_start,
     guard_row,
     guard_rows,
     plain_column,
@@ -168,6 +170,12 @@ class CSVEncoder(BaseEncoder):
         # a batch whose cells need nothing is joined (verbatim_text); not
         # under a guard of the app's own, whose rules are unknown
         special = _verbatim_special(dialect) if guard is None or guard is guard_row else None
+        # a delimiter readers strip as white space: the line may start at a
+        # later cell (csvsafe.guard_blank_row_start), which verbatim batches
+        # do not check
+        self._blank_start = guard is not None and dialect.delimiter in BLANK_DELIMITERS
+        if self._blank_start:
+            special = None
         self._verbatim = (special, dialect.delimiter, dialect.lineterminator)
         # the text of TextRows' integers and dates holds none of the
         # characters a cell must not hold: decided once, for every batch
@@ -203,6 +211,8 @@ class CSVEncoder(BaseEncoder):
 
     def _writerows(self, rows: list, plain: frozenset = frozenset()) -> None:
         # rows already guarded
+        if self._blank_start:
+            rows = [guard_blank_row_start(row) for row in rows]
         quoted = self._quoted_writer
         flags = (rows_needing_quotes(rows, self._separators, plain)
                  if quoted is not None else None)

@@ -94,6 +94,9 @@ _NUMERIC = re.compile(NUMERIC_PATTERN + r'\Z')
 #: for the row's first cell to keep the numeric exemption: a reader that
 #: splits on another separator reads the whole line as one cell.
 NUMERIC_CHARS = frozenset('-0123456789,.')
+#: Delimiters a reader strips as white space at the start of a cell: with
+#: them, a line's empty leading cells vanish (see guard_blank_row_start).
+BLANK_DELIMITERS = frozenset('\t')
 
 # Exact types guard_row passes through without a call (the common cells):
 # numbers and None, and types whose str() always starts with a digit or a
@@ -173,22 +176,34 @@ def _escape_segment(match: 're.Match[str]') -> str:
     return match.group(1) + "'" + match.group(2)
 
 
-def _guard_row_start(row: list) -> list:
+def _guard_row_start(row: list, start: int = 0) -> list:
     # ``row`` guarded cell by cell. Its first cell may start with "-" (a
     # number, or numeric text): a reader splitting on another separator
     # (";" for a "," file...) reads the line as one cell starting there, so
     # the exemption holds only if the rest cannot make that a formula.
-    first = row[0]
+    # ``start``: the index of the cell the line starts with for such a reader.
+    first = row[start]
     if first is None:
         return row
     text = cell_text(first)
     if not text.startswith('-'):
         return row
-    for value in row[1:]:
+    for value in row[start + 1:]:
         if value is not None and not NUMERIC_CHARS.issuperset(cell_text(value)):
             row = list(row)
-            row[0] = "'" + text
+            row[start] = "'" + text
             return row
+    return row
+
+
+def guard_blank_row_start(row: list) -> list:
+    """A guarded ``row`` written with a delimiter readers strip as white
+    space (a tab): its empty leading cells vanish for a reader that splits
+    on another separator, so :func:`guard_row`'s first-cell rule applies to
+    its first non-empty cell (``\t-1\t5+HYPERLINK(...)``)."""
+    for index, value in enumerate(row):
+        if value is not None and value != '':
+            return _guard_row_start(row, index) if index else row
     return row
 
 
