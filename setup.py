@@ -35,7 +35,8 @@ extras = {
 }
 # the documentation site (docs/): sphinx-build -W, and its doctests, which
 # drive the examples through WebTest and show orjson's output (hence 'fast')
-extras['docs'] = ['Sphinx >= 7', 'furo', 'WebTest >= 3'] + extras['fast']
+# (and the API reference imports tgstream.otel's modules: the otel extra)
+extras['docs'] = ['Sphinx >= 7', 'furo', 'WebTest >= 3'] + extras['fast'] + extras['otel']
 # live streams: the PostgreSQL backend (psycopg 3 >= 3.1.14 cooperates with
 # gevent by itself) and gunicorn's gevent worker for many streams per process
 extras['live'] = extras['sqlalchemy'] + [
