@@ -83,7 +83,8 @@ def copy_text(pg, columns: list[list], delimiter=',', quote_all=False, guard=Tru
 
 @settings(max_examples=150)
 @given(rows=st.lists(st.lists(TEXTS | st.none(), min_size=3, max_size=3), min_size=1, max_size=4),
-       delimiter=st.sampled_from([',', ';', '\t', '|']), quote_all=st.booleans())
+       # (no tab: a guarded tab-separated stream_copy takes the csv renderer's path)
+       delimiter=st.sampled_from([',', ';', '|']), quote_all=st.booleans())
 def test_every_reader_sees_only_judged_cells(pg, rows, delimiter, quote_all):
     """The csv renderer's oracle, on PostgreSQL's output."""
     text = copy_text(pg, [list(column) for column in zip(*rows)], delimiter, quote_all)

@@ -19,7 +19,9 @@ from pyramid.exceptions import ConfigurationError
 
 from tgstream.renderers.csv import CSVEncoder
 from tgstream.renderers.csvsafe import (
+    BLANK_DELIMITERS,
     cell_text,
+    guard_blank_row_start,
     guard_cell,
     guard_row,
     unsafe_dialect,
@@ -58,11 +60,17 @@ def write(rows, fmtparams):
     return data.decode('utf-8')
 
 
-def judged_starts(rows):
+def guarded(row, delimiter=','):
+    """What the csv renderer's guard makes of ``row`` for ``delimiter``."""
+    row = guard_row(row)
+    return guard_blank_row_start(row) if delimiter in BLANK_DELIMITERS else row
+
+
+def judged_starts(rows, delimiter=','):
     """The texts the guard produced: a foreign reader's cell may begin with one."""
     starts = []
     for row in rows:
-        for cell in guard_row(row):
+        for cell in guarded(row, delimiter):
             if cell is not None:
                 starts.append(cell_text(cell))
     return [s for s in starts if s]
@@ -94,6 +102,9 @@ def assert_safe(cells, judged, reader_name, strip=''):
 @settings(max_examples=300)
 @given(rows=st.lists(st.lists(CELL, min_size=3, max_size=3), min_size=1, max_size=4),
        fmtparams=DIALECT)
+@example(rows=[[None, -1, ';']], fmtparams={  # a tab file: the line starts at -1
+    'delimiter': '\t', 'lineterminator': '\r\n', 'quoting': csv.QUOTE_MINIMAL,
+    'escapechar': None})
 @example(rows=[['', '', ';-1']], fmtparams={  # a semicolon reader sees '-1"'
     'delimiter': ',', 'lineterminator': '\r\n', 'quoting': csv.QUOTE_MINIMAL,
     'escapechar': None})
@@ -108,13 +119,13 @@ def test_every_reader_sees_only_judged_cells(rows, fmtparams):
         # the writer's reader turns unquoted cells into floats
         pass
     text = write(rows, fmtparams)
-    judged = judged_starts(rows)
+    judged = judged_starts(rows, fmtparams['delimiter'])
     own = list(csv.reader(io.StringIO(text, newline=''), **{
         k: v for k, v in fmtparams.items() if k != 'quoting'}))
     assert len(own) == len(rows), 'a cell started a new row: %r' % text
     for read, row in zip(own, rows):
         # every cell comes back whole, as the text the guard judged
-        expected = ['' if c is None else cell_text(c) for c in guard_row(row)]
+        expected = ['' if c is None else cell_text(c) for c in guarded(row, fmtparams['delimiter'])]
         assert read == expected, text
         for cell, value in zip(read, row):
             assert guard_cell(cell) == cell or isinstance(value, (int, float)), (
